@@ -1,0 +1,3 @@
+from avstream.cli import main
+
+main()

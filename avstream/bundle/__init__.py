@@ -1,0 +1,1 @@
+"""Model bundles: a directory of ONNX graphs described by ``manifest.json``."""

@@ -1,0 +1,48 @@
+"""The ``avstream`` command: thin typer commands, one module each under avstream/commands/.
+
+User mistakes arrive here as AvstreamError and leave as one line on stderr plus the error's
+documented exit code (see avstream/errors.py); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from avstream.errors import AvstreamError
+
+app = typer.Typer(
+    name="avstream",
+    help="Real-time audio-visual scene classifier (TAU Urban AV 2021 scenes) on ONNX Runtime.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    """Commands register themselves on ``app``; a module not written yet is simply absent."""
+    import importlib
+
+    for name in ("info", "replay", "live", "devices", "demo"):
+        try:
+            importlib.import_module(f"avstream.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"avstream.commands.{name}":
+                raise
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register()
+    try:
+        app()
+    except AvstreamError as e:
+        print(f"avstream: error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

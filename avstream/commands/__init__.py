@@ -1,0 +1,1 @@
+"""One module per ``avstream`` sub-command; each registers itself on ``avstream.cli.app``."""

@@ -1,0 +1,125 @@
+"""Audio from any input, made what the model expects: its channel count and its sample rate.
+
+Resampling is streaming (one soxr ``ResampleStream`` per continuous run of input), so block
+boundaries leave no seams: over a run, the output is sample-for-sample what a one-shot soxr
+call on the whole signal gives. Positions are kept as integer sample indices at the model's
+rate, so a file replays on an exact grid however its blocks were cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from avstream.media.audio import SOXR_QUALITY, to_stereo
+from avstream.sources.base import AudioBlock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConformedAudio:
+    """Samples at the model's rate and channel count, placed on the model-rate sample grid."""
+
+    start_index: int
+    """Absolute sample index (stream seconds x model rate) of the first sample."""
+    samples: np.ndarray
+    """(channels, n) float32."""
+
+
+class AudioConformer:
+    """Down-mix / duplicate and resample a stream of ``AudioBlock`` s of any format.
+
+    A block whose start is within ``continuity_s`` of where the previous one ended continues the
+    run (capture clocks jitter by a few ms); anything further is a discontinuity: the run is
+    flushed and a new one starts at the block's own timestamp.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, continuity_s: float) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"model audio has {channels} channels; expected 1 or 2")
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.continuity_s = continuity_s
+        self.reset()
+
+    def reset(self) -> None:
+        self._stream: soxr.ResampleStream | None = None
+        self._in_rate = 0
+        self._expected_t: float | None = None  # input time where the next block should start
+        self._run_start_index = 0  # model-rate index of the current run's first sample
+        self._run_out = 0  # samples emitted in the current run
+        self.discontinuities = 0
+        self.native_rate: int | None = None
+        self.native_channels: int | None = None
+
+    def _map_channels(self, x: np.ndarray) -> np.ndarray:
+        if self.channels == 2:
+            return to_stereo(x)
+        if x.shape[0] == 1:
+            return np.ascontiguousarray(x, dtype=np.float32)
+        return x.mean(axis=0, dtype=np.float32, keepdims=True)
+
+    def push(self, block: AudioBlock) -> list[ConformedAudio]:
+        """Conform one block; returns what the resampler released (possibly nothing yet)."""
+        out: list[ConformedAudio] = []
+        self.native_rate = block.sample_rate
+        self.native_channels = int(block.samples.shape[0])
+        continuous = (
+            self._expected_t is not None
+            and block.sample_rate == self._in_rate
+            and abs(block.t_start - self._expected_t) <= self.continuity_s
+        )
+        if not continuous:
+            if self._expected_t is not None:
+                self.discontinuities += 1
+                log.debug("audio discontinuity at %.3f s (expected %.3f s)", block.t_start,
+                          self._expected_t)
+            out.extend(self.flush())
+            self._start_run(block)
+        self._expected_t = (self._expected_t if continuous else block.t_start) + (
+            block.n_samples / block.sample_rate
+        )
+        x = self._map_channels(block.samples)
+        if self._stream is None:
+            y = x
+        else:
+            y = self._stream.resample_chunk(np.ascontiguousarray(x.T), last=False).T
+        self._emit(y, out)
+        return out
+
+    def _start_run(self, block: AudioBlock) -> None:
+        self._in_rate = block.sample_rate
+        self._run_start_index = round(block.t_start * self.sample_rate)
+        self._run_out = 0
+        self._stream = (
+            None
+            if block.sample_rate == self.sample_rate
+            else soxr.ResampleStream(
+                block.sample_rate, self.sample_rate, self.channels, dtype="float32",
+                quality=SOXR_QUALITY,
+            )
+        )
+
+    def _emit(self, y: np.ndarray, out: list[ConformedAudio]) -> None:
+        n = y.shape[1]
+        if n == 0:
+            return
+        out.append(ConformedAudio(self._run_start_index + self._run_out,
+                                  np.ascontiguousarray(y, dtype=np.float32)))
+        self._run_out += n
+
+    def flush(self) -> list[ConformedAudio]:
+        """End the current run: release what the resampler still holds (end of file, a gap)."""
+        out: list[ConformedAudio] = []
+        if self._stream is not None:
+            tail = self._stream.resample_chunk(
+                np.zeros((0, self.channels), dtype=np.float32), last=True
+            ).T
+            self._emit(tail, out)
+            self._stream = None
+        self._expected_t = None
+        return out

@@ -1,0 +1,1 @@
+"""Sources of timestamped media: files now, microphones and cameras through the same protocol."""

@@ -1,0 +1,237 @@
+"""Camera capture with OpenCV: a webcam by index or a network stream by URL (RTSP/HTTP/UDP).
+
+OpenCV's capture queues several frames, so reading only when a frame is wanted returns stale
+pictures. A reader thread therefore reads back to back and keeps only the latest frame, stamped
+with the monotonic clock when it was grabbed. When the camera fails or the stream ends, the
+thread reports it and reopens with exponential backoff (bounded), so a camera that comes back
+is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# A network stream that sends nothing for this long counts as ended: short enough that the
+# daemon goes audio-only within the 2 s the issue allows, long enough for one lost keyframe.
+READ_TIMEOUT_MS: Final[int] = 1000
+OPEN_TIMEOUT_MS: Final[int] = 3000
+BACKOFF_FIRST_S: Final[float] = 0.25
+BACKOFF_FACTOR: Final[float] = 2.0
+BACKOFF_MAX_S: Final[float] = 4.0  # a camera back from a reboot is seen within this plus an open
+EVENTS_KEPT: Final[int] = 64  # unread status events beyond this are dropped (and counted)
+URL_SCHEMES: Final[tuple[str, ...]] = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtp://", "srt://")
+
+
+def parse_camera(spec: str | int) -> int | str:
+    """``--camera`` value: a device index ("0") or a stream URL, as OpenCV opens them."""
+    if isinstance(spec, int):
+        return spec
+    text = spec.strip()
+    if text.isdigit():
+        return int(text)
+    return text
+
+
+def describe_camera(source: int | str) -> str:
+    return f"camera {source}" if isinstance(source, int) else f"camera stream {source}"
+
+
+def open_capture(source: int | str, open_timeout_ms: int = OPEN_TIMEOUT_MS) -> cv2.VideoCapture | None:
+    """Open a capture with bounded open and read timeouts; None when it does not open."""
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        open_timeout_ms,
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        READ_TIMEOUT_MS,
+    ]
+    if isinstance(source, int):
+        cap = cv2.VideoCapture(source, cv2.CAP_ANY, params)
+    else:
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+    if not cap.isOpened():
+        cap.release()
+        return None
+    return cap
+
+
+@dataclass(frozen=True)
+class GrabbedFrame:
+    """The newest picture: BGR as OpenCV decodes it, with its grab time and sequence number."""
+
+    bgr: np.ndarray  # (H, W, 3) uint8 BGR
+    grab_time: float  # time.monotonic() when the read returned it
+    seq: int  # frames read since start, ever: a new value means a new picture
+
+
+@dataclass(frozen=True)
+class CameraEvent:
+    """A change in the camera's state, for the daemon to report and act on."""
+
+    time: float  # time.monotonic()
+    connected: bool
+    message: str
+
+
+class Camera:
+    """Owns the reader thread; ``latest()`` and ``events()`` are safe from any other thread."""
+
+    def __init__(
+        self,
+        source: int | str,
+        open_timeout_ms: int = OPEN_TIMEOUT_MS,
+        backoff_first_s: float = BACKOFF_FIRST_S,
+        backoff_max_s: float = BACKOFF_MAX_S,
+    ) -> None:
+        self.source = source
+        self._open_timeout_ms = open_timeout_ms
+        self._backoff_first_s = backoff_first_s
+        self._backoff_max_s = backoff_max_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap: cv2.VideoCapture | None = None
+        self._events: deque[CameraEvent] = deque(maxlen=EVENTS_KEPT)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the latest frame, events and counters (the thread, if running, keeps running)."""
+        with self._lock:
+            self._latest: GrabbedFrame | None = None
+            self._seq = 0
+            self._events.clear()
+            self._connected = False
+            self._reconnects = 0
+            self._failures = 0
+            self.frame_size: tuple[int, int] | None = None  # (width, height) of the last picture
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def reconnects(self) -> int:
+        """Times the camera came back after a failure."""
+        return self._reconnects
+
+    @property
+    def failures(self) -> int:
+        """Times the camera failed or its stream ended."""
+        return self._failures
+
+    def open(self) -> bool:
+        """First connection attempt, on the caller's thread; then the reader thread starts.
+
+        Returns whether the camera opened and delivered a frame. Either way the thread keeps
+        (re)trying, so a camera that is late or down at start is picked up when it appears.
+        """
+        if self._thread is not None:
+            raise RuntimeError("camera already started")
+        cap = open_capture(self.source, self._open_timeout_ms)
+        ok = False
+        if cap is not None:
+            ok = self._read_one(cap)
+            if not ok:
+                cap.release()
+                cap = None
+        if ok:
+            self._cap = cap
+            self._set_connected(True, f"{describe_camera(self.source)} opened ({self._size_text()})")
+        else:
+            self._failures += 1
+            self._push(False, f"{describe_camera(self.source)} did not open; retrying with backoff")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="camera-reader", daemon=True)
+        self._thread.start()
+        return ok
+
+    def _size_text(self) -> str:
+        if self.frame_size is None:
+            return "no frame yet"
+        return f"{self.frame_size[0]}x{self.frame_size[1]}"
+
+    def _read_one(self, cap: cv2.VideoCapture) -> bool:
+        ok, bgr = cap.read()
+        if not ok or bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            self._seq += 1
+            self._latest = GrabbedFrame(bgr=bgr, grab_time=now, seq=self._seq)
+            self.frame_size = (int(bgr.shape[1]), int(bgr.shape[0]))
+        return True
+
+    def _push(self, connected: bool, message: str) -> None:
+        event = CameraEvent(time=time.monotonic(), connected=connected, message=message)
+        with self._lock:
+            self._events.append(event)
+        log.info("%s", message)
+
+    def _set_connected(self, connected: bool, message: str) -> None:
+        self._connected = connected
+        self._push(connected, message)
+
+    def _run(self) -> None:
+        """Read back to back while connected; on failure release, wait, reopen, with backoff."""
+        delay = self._backoff_first_s
+        while not self._stop.is_set():
+            cap = self._cap
+            if cap is not None:
+                if self._read_one(cap):
+                    delay = self._backoff_first_s
+                    continue
+                self._cap = None
+                cap.release()
+                self._failures += 1
+                self._set_connected(
+                    False, f"{describe_camera(self.source)} failed or ended; reconnecting"
+                )
+                continue
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * BACKOFF_FACTOR, self._backoff_max_s)
+            cap = open_capture(self.source, self._open_timeout_ms)
+            if cap is None:
+                continue
+            if not self._read_one(cap):
+                cap.release()
+                continue
+            if self._stop.is_set():
+                cap.release()
+                break
+            self._cap = cap
+            self._reconnects += 1
+            self._set_connected(True, f"{describe_camera(self.source)} reconnected ({self._size_text()})")
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+    def latest(self) -> GrabbedFrame | None:
+        """The newest frame read, or None before the first one."""
+        with self._lock:
+            return self._latest
+
+    def events(self) -> list[CameraEvent]:
+        """Status events since the previous call, oldest first."""
+        with self._lock:
+            out = list(self._events)
+            self._events.clear()
+        return out
+
+    def close(self, join_timeout_s: float = 5.0) -> None:
+        """Stop the reader; it leaves within one read or open timeout."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(join_timeout_s)
+            if thread.is_alive():
+                log.warning("camera reader did not stop within %.1f s", join_timeout_s)

@@ -1,0 +1,200 @@
+"""``python -m training``: thin commands over the model, the data tools and the recipe."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avstream.errors import AvstreamError
+from training.config import PRESETS, preset
+from training.train.options import RECIPES, STEPS, StepOptions
+
+app = typer.Typer(name="training", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Train the DCASE2021 Task 1B SE-CRNN on TAU AV 2021 (or a synthetic set).")
+
+ConfigOpt = Annotated[str, typer.Option("--config", help=f"model preset: {', '.join(PRESETS)}")]
+
+
+class UsageError(AvstreamError):
+    """A bad option value; the message says what was expected."""
+
+
+@app.command()
+def summary(config: ConfigOpt = "paper",
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Trainable parameter counts of a configuration (paper: 15,414,804)."""
+    from training.model import AVSceneNet, count_parameters
+
+    cfg = _config(config)
+    counts = count_parameters(AVSceneNet(cfg))
+    if as_json:
+        print(json.dumps(counts))
+    else:
+        for k, v in counts.items():
+            print(f"{k:16s} {v:>12,d}")
+
+
+@app.command()
+def synth(out_dir: Path,
+          clips_per_class: Annotated[int, typer.Option(min=2)] = 8,
+          seed: int = 0) -> None:
+    """Write a synthetic dataset in the TAU AV 2021 layout (complementary modalities)."""
+    from training.synth.dataset import write_synthetic_dataset
+
+    write_synthetic_dataset(out_dir, clips_per_class=clips_per_class, seed=seed)
+    print(f"synthetic dataset written to {out_dir}")
+
+
+@app.command("synth-stream")
+def synth_stream(out_mp4: Path,
+                 scenes: Annotated[str, typer.Option(help="comma-separated scene names, in order")],
+                 seconds_per_scene: Annotated[float, typer.Option(min=1.0)] = 8.0,
+                 seed: int = 0) -> None:
+    """Write one mp4 (H.264 + AAC) moving through the given scenes, plus a CSV of true intervals."""
+    from training.synth.stream import write_synthetic_stream
+
+    names = [s.strip() for s in scenes.split(",") if s.strip()]
+    csv = write_synthetic_stream(out_mp4, names, seconds_per_scene=seconds_per_scene, seed=seed)
+    print(f"stream written to {out_mp4}; true scene intervals in {csv}")
+
+
+def _config(name: str, backbone_weights: Path | None = None):  # noqa: ANN202
+    try:
+        cfg = preset(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if backbone_weights is not None:
+        from training.weights.load import required_pixel_norm
+
+        cfg = cfg.replace(pixel_norm=required_pixel_norm(backbone_weights))
+    return cfg
+
+
+def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cache: Path | None,
+                 backbone_weights: Path | None, overrides: dict[str, dict[str, object]]):  # noqa: ANN202
+    from training.train.recipe import RunOptions
+
+    cfg = _config(config, backbone_weights)
+    steps: dict = {}
+    for step, base in RECIPES[cfg.preset].items():
+        changes = {k: v for k, v in overrides.get(step, {}).items() if v is not None}
+        try:
+            steps[step] = base.replace(**changes) if changes else base
+        except ValueError as e:
+            raise UsageError(f"--step {step}: {e}") from None
+    return RunOptions(data=data, out=out, config=cfg, steps=steps, seed=seed, device=device,
+                      cache_root=cache, backbone_weights=backbone_weights)
+
+
+DataOpt = Annotated[Path, typer.Option("--data", help="TAU AV 2021 development root")]
+OutOpt = Annotated[Path, typer.Option("--out", help="run directory (checkpoints, metrics)")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache", help="decoded-clip cache root")]
+WeightsOpt = Annotated[Path | None, typer.Option(
+    "--backbone-weights", help="VGG16 weights: torchvision .pth or Keras Places365 notop .h5")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if present), cuda or cpu")]
+
+
+@app.command()
+def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusion or finetune")],
+          data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 0,
+          device: DeviceOpt = "auto", cache: CacheOpt = None, backbone_weights: WeightsOpt = None,
+          init: Annotated[Path | None, typer.Option(help="start from this checkpoint")] = None,
+          lr: float | None = None, batch_size: int | None = None,
+          epochs: Annotated[int | None, typer.Option(help="max epochs")] = None,
+          patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
+          mixup: Annotated[float | None, typer.Option(help="mixup alpha")] = None,
+          crops_per_clip: int | None = None,
+          unfrozen_epochs: int | None = None, unfrozen_lr: float | None = None) -> None:
+    """Run one step of the recipe (defaults: the seed's hyper-parameters for that step)."""
+    from training.train.distributed import init_runtime
+    from training.train.recipe import prepare_data, run_step
+
+    if step not in STEPS:
+        raise UsageError(f"--step {step!r}; expected one of {', '.join(STEPS)}")
+    overrides = {step: {"lr": lr, "batch_size": batch_size, "max_epochs": epochs,
+                        "early_stop_patience": patience, "mixup_alpha": mixup,
+                        "crops_per_clip": crops_per_clip, "unfrozen_epochs": unfrozen_epochs,
+                        "unfrozen_lr": unfrozen_lr}}
+    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides)
+    runtime = init_runtime(device)
+    ckpt = run_step(step, opts, prepare_data(opts), runtime, init=init)  # type: ignore[arg-type]
+    print(json.dumps(ckpt.metrics, indent=2))
+
+
+@app.command()
+def recipe(data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 0,
+           device: DeviceOpt = "auto", cache: CacheOpt = None,
+           backbone_weights: WeightsOpt = None) -> None:
+    """The four steps then the evaluation; writes OUT/metrics.json. Rerun to resume."""
+    from training.train.recipe import run_recipe
+
+    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, {})
+    metrics = run_recipe(opts)
+    print(json.dumps({k: metrics[k] for k in ("final", "early", "audio", "visual")}, indent=2))
+    print(f"metrics written to {out / 'metrics.json'}")
+
+
+@app.command()
+def evaluate(data: DataOpt,
+             checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a step checkpoint")],
+             as_json: Annotated[bool, typer.Option("--json")] = False,
+             submission: Annotated[Path | None, typer.Option(help="write a DCASE submission")] = None,
+             confusion: Annotated[Path | None, typer.Option(help="confusion matrix PNG")] = None,
+             cache: CacheOpt = None, device: DeviceOpt = "auto") -> None:
+    """Accuracy and log loss on 1-s segments of the evaluate split, for all four outputs."""
+    from training.checkpoint import load_checkpoint
+    from training.evaluate import OUTPUTS, evaluate_model, predict, write_submission
+    from training.train.distributed import init_runtime
+    from training.train.recipe import RunOptions, prepare_data
+
+    try:
+        ckpt = load_checkpoint(checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    opts = RunOptions(data=data, out=checkpoint.parent, config=ckpt.config, steps={},
+                      device=device, cache_root=cache)
+    runtime = init_runtime(device)
+    splits = ("evaluate", "test") if submission else ("evaluate",)
+    prepared = prepare_data(opts, splits)
+    model = ckpt.build_model().to(runtime.device)
+    result = evaluate_model(model, prepared["evaluate"].index, runtime.device)
+    metrics = result.metrics()
+    png = confusion or checkpoint.with_suffix(".confusion.png")
+    result.save_confusion(png)
+    if submission:
+        test = prepared["test"]
+        rows, probs = predict(model, test.index, runtime.device)
+        write_submission(submission, [c.stem for c in test.cache.clips], rows, probs["final"],
+                         ckpt.config.classes)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    print(f"{'output':8s} {'accuracy':>9s} {'log loss':>9s}   ({metrics['segments']} 1-s segments)")
+    for name in OUTPUTS:
+        print(f"{name:8s} {metrics[name]['accuracy']:9.4f} {metrics[name]['log_loss']:9.4f}")
+    print("per-class accuracy (final):")
+    for c, a in metrics["per_class_accuracy"].items():
+        print(f"  {c:18s} {a:.3f}")
+    cm = metrics["confusion"]
+    print("confusion (rows true, columns predicted):")
+    for c, row in zip(ckpt.config.classes, cm, strict=True):
+        print(f"  {c[:14]:14s} " + " ".join(f"{v:4d}" for v in row))
+    print(f"confusion matrix saved to {png}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except AvstreamError as e:
+        print(f"training: error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+
+
+__all__ = ["app", "main", "StepOptions"]

@@ -1,0 +1,79 @@
+"""Evaluation on 1-s segments (every clip cut into aligned 1-s windows), all four outputs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.metrics import Scores, save_confusion_png, score
+from training.model import AVSceneNet
+from training.train.crops import CropIndex, batched
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("final", "early", "audio", "visual")
+EVAL_BATCH = 16
+
+
+@dataclass
+class EvalResult:
+    classes: tuple[str, ...]
+    rows: np.ndarray
+    """(N, 2): clip index, first frame slot k (segment = k / 5)."""
+    labels: np.ndarray
+    probs: dict[str, np.ndarray]
+    """output name -> (N, classes)."""
+
+    def scores(self, output: str) -> Scores:
+        return score(self.probs[output], self.labels, self.classes)
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: self.scores(name).summary() for name in OUTPUTS}
+        final = self.scores("final")
+        out["per_class_accuracy"] = final.per_class_accuracy
+        out["confusion"] = final.confusion
+        out["segments"] = int(len(self.labels))
+        return out
+
+    def save_confusion(self, path: Path) -> None:
+        save_confusion_png(self.scores("final"), self.classes, path, "final (late fusion)")
+
+
+@torch.no_grad()
+def predict(model: AVSceneNet, index: CropIndex, device: torch.device,
+            batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    model.eval()
+    rows = index.eval()
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUTS}
+    for b in batched(rows, batch_size):
+        out = model(index.waves(b).to(device), index.frames(b).to(device))
+        for name in OUTPUTS:
+            parts[name].append(getattr(out, name).cpu().numpy())
+    empty = np.zeros((0, model.cfg.n_classes), dtype=np.float32)
+    return rows, {k: np.concatenate(v) if v else empty for k, v in parts.items()}
+
+
+def evaluate_model(model: AVSceneNet, index: CropIndex, device: torch.device) -> EvalResult:
+    rows, probs = predict(model, index, device)
+    return EvalResult(model.cfg.classes, rows, index.label_of[rows[:, 0]], probs)
+
+
+def write_submission(path: Path, stems: list[str], rows: np.ndarray, probs: np.ndarray,
+                     classes: tuple[str, ...]) -> None:
+    """DCASE format: filename, scene_label, then one probability column per class (class order).
+
+    The development clips are 10 s; each 1-s segment is named ``<stem>-<segment>`` (0..9).
+    """
+    order = sorted(range(len(classes)), key=lambda i: classes[i])
+    lines = ["\t".join(["filename", "scene_label", *[classes[i] for i in order]])]
+    for (clip, k), p in zip(rows, probs, strict=True):
+        seg = int(k) // 5
+        label = classes[int(p.argmax())]
+        lines.append("\t".join([f"{stems[clip]}-{seg}", label, *[f"{p[i]:.6f}" for i in order]]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,71 @@
+"""The audio front end, inside the model: stereo waveform -> 3 x bands x frames in [-1, 1].
+
+The STFT is a fixed Conv1d with windowed cosine/sine kernels (stride = hop), not an STFT/DFT
+op: ONNX Runtime's CUDA provider has no DFT kernel, and the legacy exporter fails on complex
+STFT, while a Conv1d exports and runs natively everywhere. Keep this module in fp32: |X|^2
+overflows fp16.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from training.config import ModelConfig
+from training.model.filterbanks import band_weights
+
+POWER_FLOOR = 1e-10  # -100 dB: keeps log finite on digital silence (e.g. L-R of a mono source)
+SCALE_EPS = 1e-6
+
+
+def stft_kernels(n_fft: int) -> np.ndarray:
+    """(2 * (n_fft//2+1), 1, n_fft): real parts then imaginary parts, periodic Hann window."""
+    n = np.arange(n_fft)
+    k = np.arange(n_fft // 2 + 1)[:, None]
+    window = 0.5 - 0.5 * np.cos(2 * math.pi * n / n_fft)
+    phase = 2 * math.pi * k * n / n_fft
+    kernels = np.concatenate([window * np.cos(phase), -window * np.sin(phase)], axis=0)
+    return kernels[:, None, :].astype(np.float32)
+
+
+class AudioFrontend(nn.Module):
+    """Waveform (B, C, T) with C in {1, 2}, float in [-1, 1] -> (B, 3, n_bands, frames).
+
+    Channels are left, right and the spectrum of left-minus-right (the seed's third channel);
+    band powers go to dB (10*log10 of power == 20*log10 of band amplitude) and each example is
+    min-max scaled to [-1, 1] as in the seed. A mono input is duplicated, so L-R is silent.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_fft = cfg.stft_window_samples
+        self.hop = cfg.stft_hop_samples
+        self.n_bins = self.n_fft // 2 + 1
+        self.window_samples = cfg.window_samples
+        # Half of (n_fft - hop) each side: exactly window/hop frames per window (50 per second).
+        self.pad = (self.n_fft - self.hop) // 2
+        self.register_buffer("stft_kernel", torch.from_numpy(stft_kernels(self.n_fft)), persistent=False)
+        weights = band_weights(cfg.filterbank, self.n_fft, cfg.sample_rate, cfg.n_bands, cfg.f_min_hz)
+        self.register_buffer("band_weights", torch.from_numpy(weights), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        # First and last channel: stereo stays (L, R); mono becomes (M, M).
+        x = torch.cat([wave[:, :1], wave[:, -1:]], dim=1)
+        batch = x.shape[0]
+        x = x.reshape(batch * 2, 1, x.shape[-1])
+        x = F.pad(x, (self.pad, self.pad))
+        spec = F.conv1d(x, self.stft_kernel, stride=self.hop)  # (2B, 2*bins, frames)
+        frames = spec.shape[-1]
+        spec = spec.reshape(batch, 2, 2, self.n_bins, frames)  # (B, L/R, re/im, bins, frames)
+        side = spec[:, 0:1] - spec[:, 1:2]  # STFT is linear: STFT(L - R) = STFT(L) - STFT(R)
+        spec = torch.cat([spec, side], dim=1)  # (B, 3, re/im, bins, frames)
+        power = spec[:, :, 0] ** 2 + spec[:, :, 1] ** 2  # (B, 3, bins, frames)
+        bands = torch.matmul(self.band_weights, power)  # (B, 3, n_bands, frames)
+        db = 10.0 * torch.log10(bands + POWER_FLOOR)
+        lo = db.amin(dim=(1, 2, 3), keepdim=True)
+        hi = db.amax(dim=(1, 2, 3), keepdim=True)
+        return 2.0 * (db - lo) / (hi - lo + SCALE_EPS) - 1.0

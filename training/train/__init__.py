@@ -1,0 +1,1 @@
+"""The four-step recipe: audio branch, visual branch, fusion with frozen branches, fine-tuning."""

@@ -1,0 +1,57 @@
+"""Aligned 1-s crops of cached clips, addressed as (clip, k): video frames k..k+4 at 5 fps and
+audio from k * 0.2 s for one second (the seed's video frame k <-> audio frames 10k..10k+50).
+
+Training draws k uniformly over the whole clip (the seed only reached its first 0.28 s);
+evaluation cuts every clip into its aligned 1-s segments, k = 5 * segment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from avstream.timebase import FRAMES_PER_WINDOW, VIDEO_FPS, exact_div
+
+
+class CropIndex:
+    def __init__(self, cache: object, sample_rate: int) -> None:
+        self.cache = cache
+        self.sample_rate = sample_rate
+        self.samples_per_slot = exact_div(sample_rate, VIDEO_FPS)
+        self.seconds = np.array([c.seconds for c in cache.clips], dtype=np.int64)
+        self.label_of = np.array([c.label_index for c in cache.clips], dtype=np.int64)
+        self.n_starts = self.seconds * VIDEO_FPS - FRAMES_PER_WINDOW + 1  # valid k per clip
+
+    def __len__(self) -> int:
+        return len(self.seconds)
+
+    def train(self, epoch: int, crops_per_clip: int, seed: int, shard: slice = slice(None)) -> np.ndarray:
+        """(N, 2) rows of (clip, k), shuffled; the same for the same (seed, epoch)."""
+        rng = np.random.default_rng([seed, epoch])
+        clips = np.repeat(np.arange(len(self)), crops_per_clip)
+        ks = (rng.random(len(clips)) * self.n_starts[clips]).astype(np.int64)
+        rows = np.stack([clips, ks], axis=1)
+        return rows[rng.permutation(len(rows))][shard]
+
+    def eval(self) -> np.ndarray:
+        rows = [(i, s * VIDEO_FPS) for i, sec in enumerate(self.seconds) for s in range(sec)]
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+    def labels(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.label_of[rows[:, 0]])
+
+    def waves(self, rows: np.ndarray) -> torch.Tensor:
+        n = self.sample_rate
+        out = np.empty((len(rows), 2, n), dtype=np.float32)
+        for j, (i, k) in enumerate(rows):
+            start = k * self.samples_per_slot
+            out[j] = self.cache.audio(i)[:, start:start + n]
+        return torch.from_numpy(out)
+
+    def frames(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.stack(
+            [np.asarray(self.cache.frames(i)[k:k + FRAMES_PER_WINDOW]) for i, k in rows]))
+
+
+def batched(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]

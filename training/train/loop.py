@@ -1,0 +1,129 @@
+"""One training loop for every step: Adam, reduce-LR-on-plateau on validation loss, early
+stopping on validation accuracy, best weights kept, and a resumable state saved every epoch."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.train.options import StepOptions
+
+log = logging.getLogger(__name__)
+
+PROB_FLOOR = 1e-7  # clamps log(p) like Keras' categorical cross-entropy (epsilon 1e-7)
+
+Batch = tuple[torch.Tensor, ...]
+LossFn = Callable[[Batch], torch.Tensor]
+
+
+def soft_cross_entropy(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of probabilities against one-hot or mixup targets (the seed's Keras loss)."""
+    return -(target * probs.clamp_min(PROB_FLOOR).log()).sum(dim=-1).mean()
+
+
+@dataclass
+class Validation:
+    loss: float
+    accuracy: float
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best: Validation
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class FitSpec:
+    """What one phase trains and how it is measured."""
+
+    name: str
+    module: nn.Module
+    """Put in train() for the epoch and eval() for validation; its state is what is kept."""
+    params: list[nn.Parameter]
+    batches: Callable[[int], Iterable[Batch]]
+    """Epoch number -> the batches of that epoch (seeded by the epoch, so resumes repeat)."""
+    loss: LossFn
+    validate: Callable[[], Validation]
+    options: StepOptions
+    lr: float
+    max_epochs: int
+    frozen: list[nn.Module] = field(default_factory=list)
+    """Sub-modules kept in eval() during training (frozen BN statistics and dropout)."""
+
+
+def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None],
+        resume: dict[str, Any] | None = None) -> FitResult:
+    opt = torch.optim.Adam(spec.params, lr=spec.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=spec.options.plateau_factor, patience=spec.options.plateau_patience)
+    start_epoch, best_acc, best_loss, best_epoch, bad_epochs = 0, -math.inf, math.inf, -1, 0
+    best_state = copy.deepcopy(spec.module.state_dict())
+    history: list[dict[str, float]] = []
+    if resume and resume.get("phase") == spec.name:
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        start_epoch = resume["epoch"] + 1
+        best_acc, best_loss = resume["best_accuracy"], resume["best_loss"]
+        best_epoch, bad_epochs = resume["best_epoch"], resume["bad_epochs"]
+        best_state = resume["best_state"]
+        history = resume["history"]
+        log.info("%s: resuming at epoch %d (best accuracy %.4f at epoch %d)", spec.name,
+                 start_epoch, best_acc, best_epoch)
+
+    stopped_early = False
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, spec.max_epochs):
+        torch.manual_seed(seed * 100_003 + epoch)
+        t0 = time.perf_counter()
+        spec.module.train()
+        for m in spec.frozen:
+            m.eval()
+        total, n = 0.0, 0
+        for batch in spec.batches(epoch):
+            loss = spec.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * batch[0].shape[0]
+            n += batch[0].shape[0]
+        spec.module.eval()
+        with torch.no_grad():
+            val = spec.validate()
+        sched.step(val.loss)
+        improved = val.accuracy > best_acc or (val.accuracy == best_acc and val.loss < best_loss)
+        if improved:
+            best_acc, best_loss, best_epoch, bad_epochs = val.accuracy, val.loss, epoch, 0
+            best_state = copy.deepcopy(spec.module.state_dict())
+        else:
+            bad_epochs += 1
+        row = {"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": val.loss,
+               "val_accuracy": val.accuracy, "lr": opt.param_groups[0]["lr"],
+               "seconds": time.perf_counter() - t0}
+        history.append(row)
+        log.info("%s epoch %d: train loss %.4f, val loss %.4f, val acc %.4f, lr %.2e (%.1fs)",
+                 spec.name, epoch, row["train_loss"], val.loss, val.accuracy, row["lr"], row["seconds"])
+        save_state({"phase": spec.name, "epoch": epoch, "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "best_accuracy": best_acc,
+                    "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                    "best_state": best_state, "history": history})
+        if bad_epochs >= spec.options.early_stop_patience:
+            stopped_early = True
+            log.info("%s: early stop at epoch %d (no better accuracy for %d epochs)", spec.name,
+                     epoch, bad_epochs)
+            break
+    spec.module.load_state_dict(best_state)
+    spec.module.eval()
+    return FitResult(best_epoch=best_epoch, best=Validation(best_loss, best_acc),
+                     epochs_run=epoch + 1, stopped_early=stopped_early, history=history)

@@ -1,0 +1,85 @@
+"""Per-step hyper-parameters as frozen dataclasses; the defaults are the seed's (seed-system.md).
+
+Each preset of the model config has a recipe profile: ``paper`` is the seed's recipe verbatim;
+``small`` and ``demo`` shorten it (fewer epochs, more crops per epoch, higher head learning
+rates) so that a from-scratch run finishes in minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+Step = Literal["audio", "visual", "fusion", "finetune"]
+STEPS: tuple[Step, ...] = ("audio", "visual", "fusion", "finetune")
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    lr: float
+    batch_size: int
+    max_epochs: int
+    early_stop_patience: int
+    """Epochs without a better validation accuracy before the step stops."""
+    plateau_patience: int
+    plateau_factor: float = 0.5
+    mixup_alpha: float = 0.0
+    crops_per_clip: int = 1
+    """Random aligned 1-s crops drawn from every training clip per epoch."""
+    unfrozen_epochs: int = 0
+    """Visual step only: epochs with the backbone unfrozen after the frozen phase."""
+    unfrozen_lr: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.unfrozen_lr <= 0:
+            raise ValueError(f"lr={self.lr}, unfrozen_lr={self.unfrozen_lr}; expected > 0")
+        if self.batch_size < 1 or self.crops_per_clip < 1:
+            raise ValueError(
+                f"batch_size={self.batch_size}, crops_per_clip={self.crops_per_clip}; expected >= 1"
+            )
+        if self.max_epochs < 0 or self.unfrozen_epochs < 0:
+            raise ValueError(
+                f"max_epochs={self.max_epochs}, unfrozen_epochs={self.unfrozen_epochs}; expected >= 0"
+            )
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor={self.plateau_factor}; expected in (0, 1)")
+
+    def replace(self, **changes: object) -> StepOptions:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+PAPER_RECIPE: dict[Step, StepOptions] = {
+    "audio": StepOptions(lr=1e-3, batch_size=32, max_epochs=200, early_stop_patience=80,
+                         plateau_patience=15, mixup_alpha=0.4),
+    "visual": StepOptions(lr=1e-4, batch_size=16, max_epochs=200, early_stop_patience=40,
+                          plateau_patience=20, unfrozen_epochs=20, unfrozen_lr=1e-6),
+    "fusion": StepOptions(lr=1e-4, batch_size=16, max_epochs=200, early_stop_patience=80,
+                          plateau_patience=15),
+    "finetune": StepOptions(lr=1e-6, batch_size=16, max_epochs=20, early_stop_patience=10,
+                            plateau_patience=5),
+}
+
+SMALL_RECIPE: dict[Step, StepOptions] = {
+    "audio": PAPER_RECIPE["audio"].replace(max_epochs=25, early_stop_patience=10,
+                                           plateau_patience=5, crops_per_clip=6),
+    "visual": PAPER_RECIPE["visual"].replace(lr=3e-3, max_epochs=40, early_stop_patience=15,
+                                             plateau_patience=5, crops_per_clip=6,
+                                             unfrozen_epochs=4, unfrozen_lr=1e-3),
+    "fusion": PAPER_RECIPE["fusion"].replace(lr=3e-3, max_epochs=40, early_stop_patience=15,
+                                             plateau_patience=5, crops_per_clip=6),
+    "finetune": PAPER_RECIPE["finetune"].replace(lr=1e-5, max_epochs=1, crops_per_clip=2),
+}
+
+DEMO_RECIPE: dict[Step, StepOptions] = {
+    **SMALL_RECIPE,
+    "audio": SMALL_RECIPE["audio"].replace(max_epochs=12, crops_per_clip=4),
+    "visual": SMALL_RECIPE["visual"].replace(lr=1e-3, unfrozen_epochs=0),
+    "finetune": SMALL_RECIPE["finetune"].replace(max_epochs=0),
+}
+
+RECIPES: dict[str, dict[Step, StepOptions]] = {
+    "paper": PAPER_RECIPE,
+    "small": SMALL_RECIPE,
+    "demo": DEMO_RECIPE,
+}

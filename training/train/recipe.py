@@ -1,0 +1,188 @@
+"""Runs steps of the recipe against a TAU-layout data root, with checkpoints that resume.
+
+Layout of a run directory:
+  <step>.ckpt        the step's best model (complete); a rerun skips a step that has one
+  <step>.last.ckpt   the state after the latest epoch, for resuming an interrupted step
+  metrics.json       evaluation of the final checkpoint (recipe only)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from training.config import ModelConfig
+from training.data.cache import ClipCache, build_cache
+from training.data.tau import TauSplit, read_tau_split
+from training.model import AVSceneNet
+from training.train.crops import CropIndex
+from training.train.distributed import Runtime, init_runtime
+from training.train.options import STEPS, Step, StepOptions
+from training.train.steps import STEP_FUNCTIONS, StepContext
+
+log = logging.getLogger(__name__)
+
+FINAL_CHECKPOINT = "finetune.ckpt"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    data: Path
+    out: Path
+    config: ModelConfig
+    steps: dict[Step, StepOptions]
+    seed: int = 0
+    device: str = "auto"
+    cache_root: Path | None = None
+    """Where decoded clips are cached; default ~/.cache/avstream/<hash of the data path>."""
+    backbone_weights: Path | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Split:
+    """One fold list, its decoded cache and the crops over it."""
+
+    tau: TauSplit
+    cache: ClipCache
+    index: CropIndex
+
+
+def default_cache_root(data: Path) -> Path:
+    digest = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:12]
+    return Path.home() / ".cache" / "avstream" / f"{data.resolve().name}-{digest}"
+
+
+def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate")) -> dict[str, Split]:
+    """Read the fold lists and decode each clip once into the shared cache."""
+    root = opts.cache_root or default_cache_root(opts.data)
+    out: dict[str, Split] = {}
+    for split in splits:
+        tau = read_tau_split(opts.data, split, classes=opts.config.classes)
+        cache = build_cache(tau.rows, root, opts.config.sample_rate, opts.config.frame_size,
+                            progress=opts.progress)
+        out[split] = Split(tau, cache, CropIndex(cache, opts.config.sample_rate))
+    return out
+
+
+def data_provenance(opts: RunOptions, prepared: dict[str, Split]) -> dict[str, Any]:
+    info: dict[str, Any] = {"root": str(opts.data.resolve())}
+    for split, part in prepared.items():
+        tau, cache = part.tau, part.cache
+        info[split] = {"csv": str(tau.csv_path), "rows": tau.report.rows,
+                       "clips": len(cache.clips), "list_report": tau.report.summary(),
+                       "cache_report": cache.report.summary()}
+    return info
+
+
+def new_model(opts: RunOptions) -> AVSceneNet:
+    from training.weights.load import backbone_status_message, load_backbone
+
+    torch.manual_seed(opts.seed)
+    model = AVSceneNet(opts.config)
+    report = load_backbone(opts.backbone_weights, model) if opts.backbone_weights else None
+    message = backbone_status_message(report)
+    (log.info if report else log.warning)(message)
+    if report is None:
+        print(message, flush=True)
+    return model
+
+
+def previous_step(step: Step) -> Step | None:
+    i = STEPS.index(step)
+    return STEPS[i - 1] if i else None
+
+
+def run_step(step: Step, opts: RunOptions, prepared: dict[str, Split], runtime: Runtime,
+             init: Path | None = None) -> Checkpoint:
+    """Train one step; resumes from <step>.last.ckpt, and is skipped if <step>.ckpt is complete."""
+    done = opts.out / f"{step}.ckpt"
+    if done.is_file():
+        ckpt = load_checkpoint(done)
+        if ckpt.train_state.get("complete"):
+            log.info("%s: already complete in %s, skipped", step, done)
+            return ckpt
+    last = opts.out / f"{step}.last.ckpt"
+    resume = None
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        model, resume = ckpt.build_model(), ckpt.train_state
+        log.info("%s: resuming from %s", step, last)
+    else:
+        prev = previous_step(step)
+        init = init or (opts.out / f"{prev}.ckpt" if prev else None)
+        if init is not None and init.is_file():
+            model = load_checkpoint(init).build_model()
+            log.info("%s: starting from %s", step, init)
+        else:
+            if init is not None:
+                log.warning("%s: no checkpoint %s from the previous step; starting from a new model",
+                            step, init)
+            model = new_model(opts)
+    model.to(runtime.device)
+    provenance = data_provenance(opts, prepared)
+    completed: list[str] = list(resume.get("completed_phases", [])) if resume else []
+
+    def save_state(state: dict[str, Any]) -> None:
+        if runtime.is_main:
+            state = {**state, "completed_phases": completed}
+            save_checkpoint(last, Checkpoint(opts.config, _cpu_state(model), step, {}, provenance, state))
+
+    ctx = StepContext(cfg=opts.config, train=prepared["train"].index,
+                      val=prepared["evaluate"].index, runtime=runtime, seed=opts.seed,
+                      save_state=save_state, resume=resume)
+    t0 = time.perf_counter()
+    results = STEP_FUNCTIONS[step](model, ctx, opts.steps[step])
+    metrics = {"phases": [{"best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
+                           "val_accuracy": r.best.accuracy, "val_loss": r.best.loss,
+                           "stopped_early": r.stopped_early} for r in results],
+               "seconds": time.perf_counter() - t0}
+    ckpt = Checkpoint(opts.config, _cpu_state(model), step, metrics, provenance,
+                      {"complete": True, "history": [r.history for r in results]})
+    if runtime.is_main:
+        save_checkpoint(done, ckpt)
+        last.unlink(missing_ok=True)
+    return ckpt
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, Any]:
+    from training.evaluate import evaluate_model
+
+    runtime = init_runtime(opts.device)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_data(opts)
+    t0 = time.perf_counter()
+    ckpt = None
+    for step in steps:
+        log.info("recipe: step %s", step)
+        ckpt = run_step(step, opts, prepared, runtime)
+    if ckpt is None:
+        raise ValueError("no steps to run; expected at least one of " + ", ".join(STEPS))
+    model = ckpt.build_model().to(runtime.device)
+    result = evaluate_model(model, prepared["evaluate"].index, runtime.device)
+    metrics = result.metrics()
+    metrics["train_seconds"] = time.perf_counter() - t0
+    metrics["config"] = opts.config.to_dict()
+    metrics["data"] = data_provenance(opts, prepared)
+    metrics["checkpoint"] = str(opts.out / f"{steps[-1]}.ckpt")
+    if runtime.is_main:
+        final = opts.out / f"{steps[-1]}.ckpt"
+        ckpt.metrics = {**ckpt.metrics, "evaluation": {k: metrics[k] for k in
+                                                       ("final", "early", "audio", "visual")}}
+        save_checkpoint(final, ckpt)
+        (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        result.save_confusion(opts.out / "confusion.png")
+    return metrics
+

@@ -1,0 +1,281 @@
+"""The four steps of the seed's recipe, each a sequence of ``fit`` phases.
+
+1. audio: the audio branch alone, with mixup.
+2. visual: the head on a frozen backbone (features computed once, since a frozen VGG16 gives
+   the same features every epoch), then optionally everything unfrozen at a tiny lr.
+3. fusion: early + late fusion with both branches frozen (their outputs computed once).
+4. finetune: everything, at a tiny lr.
+Fusion and fine-tuning train on final + early losses (fine-tuning adds the branch losses too) so
+that every output the daemon may fall back on stays a calibrated classifier.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.config import ModelConfig
+from training.model import AVSceneNet
+from training.train.crops import CropIndex, batched
+from training.train.distributed import Runtime
+from training.train.loop import Batch, FitResult, FitSpec, Validation, fit, soft_cross_entropy
+from training.train.options import Step, StepOptions
+
+log = logging.getLogger(__name__)
+
+FEATURE_BATCH = 64  # frames / crops per forward pass when precomputing frozen outputs
+
+
+@dataclass
+class StepContext:
+    cfg: ModelConfig
+    train: CropIndex
+    val: CropIndex
+    runtime: Runtime
+    seed: int
+    save_state: Callable[[dict[str, Any]], None]
+    resume: dict[str, Any] | None = None
+
+
+def one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, n).float()
+
+
+def set_trainable(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+# ----------------------------------------------------------------------------- frozen features
+@dataclass
+class FrozenOutputs:
+    """Outputs of frozen branches, computed once per clip and reused every epoch."""
+
+    frame_features: list[torch.Tensor]  # per clip (n_frames, F)
+    audio_probs: list[torch.Tensor] | None = None  # per clip (n_starts, C)
+    audio_steps: list[torch.Tensor] | None = None  # per clip (n_starts, 5, A)
+
+    def frames(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.stack([self.frame_features[i][k:k + 5] for i, k in rows])
+
+    def audio(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.audio_probs is None or self.audio_steps is None:
+            raise RuntimeError("audio outputs were not precomputed for this step")
+        probs = torch.stack([self.audio_probs[i][k] for i, k in rows])
+        steps = torch.stack([self.audio_steps[i][k] for i, k in rows])
+        return probs, steps
+
+
+@torch.no_grad()
+def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device) -> list[torch.Tensor]:
+    model.eval()
+    out = []
+    for i in range(len(index)):
+        frames = index.cache.frames(i)
+        feats = [model.encode_frames(torch.from_numpy(np.asarray(frames[j:j + FEATURE_BATCH])).to(device))
+                 for j in range(0, len(frames), FEATURE_BATCH)]
+        out.append(torch.cat(feats).cpu())
+    return out
+
+
+@torch.no_grad()
+def audio_all_starts(model: AVSceneNet, index: CropIndex,
+                     device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    model.eval()
+    probs, steps = [], []
+    for i in range(len(index)):
+        rows = np.stack([np.full(index.n_starts[i], i), np.arange(index.n_starts[i])], axis=1)
+        p, s = zip(*(model.audio(index.waves(b).to(device)) for b in batched(rows, FEATURE_BATCH)),
+                   strict=True)
+        probs.append(torch.cat(p).cpu())
+        steps.append(torch.cat(s).cpu())
+    return probs, steps
+
+
+# ----------------------------------------------------------------------------- helpers
+def _validate(index: CropIndex, predict: Callable[[np.ndarray], torch.Tensor], n_classes: int,
+              batch_size: int) -> Validation:
+    rows = index.eval()
+    losses, correct = 0.0, 0
+    for b in batched(rows, batch_size):
+        probs = predict(b).cpu()
+        y = index.labels(b)
+        losses += float(soft_cross_entropy(probs, one_hot(y, n_classes))) * len(b)
+        correct += int((probs.argmax(-1) == y).sum())
+    return Validation(loss=losses / max(len(rows), 1), accuracy=correct / max(len(rows), 1))
+
+
+def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example mixing weights from Beta(alpha, alpha), partners from a shuffled batch."""
+    if alpha <= 0:
+        return x, y
+    lam = torch.distributions.Beta(alpha, alpha).sample((x.shape[0],))
+    perm = torch.randperm(x.shape[0], generator=gen)
+    lx = lam.view(-1, *([1] * (x.dim() - 1)))
+    return lx * x + (1 - lx) * x[perm], lam[:, None] * y + (1 - lam[:, None]) * y[perm]
+
+
+def _epoch_rows(ctx: StepContext, opt: StepOptions, epoch: int) -> np.ndarray:
+    """This rank's share of the epoch's random crops."""
+    total = len(ctx.train) * opt.crops_per_clip
+    return ctx.train.train(epoch, opt.crops_per_clip, ctx.seed, ctx.runtime.shard(total))
+
+
+def _phase(ctx: StepContext, spec: FitSpec) -> FitResult:
+    resume = ctx.resume if ctx.resume and ctx.resume.get("phase") == spec.name else None
+    return fit(spec, seed=ctx.seed, save_state=ctx.save_state, resume=resume)
+
+
+def _done(ctx: StepContext, name: str) -> bool:
+    return bool(ctx.resume) and name in ctx.resume.get("completed_phases", [])
+
+
+# ----------------------------------------------------------------------------- the steps
+def audio_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[FitResult]:
+    dev, n = ctx.runtime.device, ctx.cfg.n_classes
+    set_trainable(model, False)
+    set_trainable(model.audio, True)
+    net = ctx.runtime.wrap(model.audio)
+    gen = torch.Generator().manual_seed(ctx.seed)
+
+    def batches(epoch: int) -> Iterator[Batch]:
+        rows = _epoch_rows(ctx, opt, epoch)
+        for b in batched(rows, opt.batch_size):
+            x, y = _mixup(ctx.train.waves(b), one_hot(ctx.train.labels(b), n), opt.mixup_alpha, gen)
+            yield x.to(dev), y.to(dev)
+
+    spec = FitSpec(
+        name="audio", module=model.audio, params=trainable(model.audio), batches=batches,
+        loss=lambda b: soft_cross_entropy(net(b[0])[0], b[1]),
+        validate=lambda: _validate(ctx.val, lambda r: model.audio(ctx.val.waves(r).to(dev))[0], n, 64),
+        options=opt, lr=opt.lr, max_epochs=opt.max_epochs)
+    return [_phase(ctx, spec)]
+
+
+def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[FitResult]:
+    dev, n = ctx.runtime.device, ctx.cfg.n_classes
+    results = []
+    set_trainable(model, False)
+    if not _done(ctx, "visual_frozen"):
+        log.info("visual step: encoding every cached frame once with the frozen backbone")
+        train_f = FrozenOutputs(encode_all_frames(model, ctx.train, dev))
+        val_f = FrozenOutputs(encode_all_frames(model, ctx.val, dev))
+        set_trainable(model.visual.head, True)
+        net = ctx.runtime.wrap(model.visual.head)
+
+        def batches(epoch: int) -> Iterator[Batch]:
+            rows = _epoch_rows(ctx, opt, epoch)
+            for b in batched(rows, opt.batch_size):
+                yield train_f.frames(b).to(dev), one_hot(ctx.train.labels(b), n).to(dev)
+
+        spec = FitSpec(
+            name="visual_frozen", module=model.visual.head, params=trainable(model.visual.head),
+            batches=batches, loss=lambda b: soft_cross_entropy(net(b[0]), b[1]),
+            validate=lambda: _validate(ctx.val, lambda r: model.visual.head(val_f.frames(r).to(dev)), n, 256),
+            options=opt, lr=opt.lr, max_epochs=opt.max_epochs)
+        results.append(_phase(ctx, spec))
+        ctx.resume = {"completed_phases": ["visual_frozen"]}
+    if opt.unfrozen_epochs > 0:
+        set_trainable(model.visual, True)
+        net = ctx.runtime.wrap(model.visual)
+
+        def batches_unfrozen(epoch: int) -> Iterator[Batch]:
+            rows = _epoch_rows(ctx, opt, epoch)
+            for b in batched(rows, opt.batch_size):
+                yield ctx.train.frames(b).to(dev), one_hot(ctx.train.labels(b), n).to(dev)
+
+        spec = FitSpec(
+            name="visual_unfrozen", module=model.visual, params=trainable(model.visual),
+            batches=batches_unfrozen, loss=lambda b: soft_cross_entropy(net(b[0]), b[1]),
+            validate=lambda: _validate(ctx.val, lambda r: model.visual(ctx.val.frames(r).to(dev)), n, 32),
+            options=opt, lr=opt.unfrozen_lr, max_epochs=opt.unfrozen_epochs)
+        results.append(_phase(ctx, spec))
+    return results
+
+
+class _FusionLoss(nn.Module):
+    def __init__(self, model: AVSceneNet) -> None:
+        super().__init__()
+        self.early, self.late, self.model = model.early, model.late, [model]
+
+    def forward(self, feats: torch.Tensor, steps: torch.Tensor, aprobs: torch.Tensor,
+                target: torch.Tensor) -> torch.Tensor:
+        _, early, final = self.model[0].head(feats, steps, aprobs)
+        return soft_cross_entropy(final, target) + soft_cross_entropy(early, target)
+
+
+def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[FitResult]:
+    dev, n = ctx.runtime.device, ctx.cfg.n_classes
+    set_trainable(model, False)
+    log.info("fusion step: computing the frozen branches' outputs once")
+    out = {}
+    for name, idx in (("train", ctx.train), ("val", ctx.val)):
+        probs, steps = audio_all_starts(model, idx, dev)
+        out[name] = FrozenOutputs(encode_all_frames(model, idx, dev), probs, steps)
+    fusion = nn.ModuleList([model.early, model.late])
+    set_trainable(fusion, True)
+    net = ctx.runtime.wrap(_FusionLoss(model))
+
+    def batches(epoch: int) -> Iterator[Batch]:
+        rows = _epoch_rows(ctx, opt, epoch)
+        for b in batched(rows, opt.batch_size):
+            probs, steps = out["train"].audio(b)
+            yield (out["train"].frames(b).to(dev), steps.to(dev), probs.to(dev),
+                   one_hot(ctx.train.labels(b), n).to(dev))
+
+    def predict(rows: np.ndarray) -> torch.Tensor:
+        probs, steps = out["val"].audio(rows)
+        return model.head(out["val"].frames(rows).to(dev), steps.to(dev), probs.to(dev))[2]
+
+    spec = FitSpec(
+        name="fusion", module=fusion, params=trainable(fusion), batches=batches,
+        loss=lambda b: net(*b), validate=lambda: _validate(ctx.val, predict, n, 256),
+        options=opt, lr=opt.lr, max_epochs=opt.max_epochs, frozen=[model.audio, model.visual])
+    return [_phase(ctx, spec)]
+
+
+class _FinetuneLoss(nn.Module):
+    def __init__(self, model: AVSceneNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, wave: torch.Tensor, frames: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(soft_cross_entropy(p, target) for p in self.model(wave, frames))  # type: ignore[return-value]
+
+
+def finetune_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[FitResult]:
+    dev, n = ctx.runtime.device, ctx.cfg.n_classes
+    set_trainable(model, True)
+    net = ctx.runtime.wrap(_FinetuneLoss(model))
+
+    def batches(epoch: int) -> Iterator[Batch]:
+        rows = _epoch_rows(ctx, opt, epoch)
+        for b in batched(rows, opt.batch_size):
+            yield (ctx.train.waves(b).to(dev), ctx.train.frames(b).to(dev),
+                   one_hot(ctx.train.labels(b), n).to(dev))
+
+    spec = FitSpec(
+        name="finetune", module=model, params=trainable(model), batches=batches,
+        loss=lambda b: net(*b),
+        validate=lambda: _validate(
+            ctx.val, lambda r: model(ctx.val.waves(r).to(dev), ctx.val.frames(r).to(dev)).final, n, 32),
+        options=opt, lr=opt.lr, max_epochs=opt.max_epochs)
+    return [_phase(ctx, spec)]
+
+
+STEP_FUNCTIONS: dict[Step, Callable[[AVSceneNet, StepContext, StepOptions], list[FitResult]]] = {
+    "audio": audio_step,
+    "visual": visual_step,
+    "fusion": fusion_step,
+    "finetune": finetune_step,
+}
