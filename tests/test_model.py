@@ -96,7 +96,7 @@ def test_gammatone_bands_are_erb_spaced_and_peak_at_one() -> None:
     peaks = w.argmax(axis=1) * 48000 / 1920
     # Bands narrower than the 25 Hz bin spacing of a 40 ms STFT peak between bins.
     assert np.all(w.max(axis=1) > 0.6)
-    np.testing.assert_allclose(w.max(axis=1)[peaks > 500], 1.0, atol=0.02)
+    np.testing.assert_allclose(w.max(axis=1)[peaks > 500], 1.0, atol=0.06)
     e = hz_to_erb_rate(np.maximum(peaks[8:], 1.0))
     assert np.all(np.diff(peaks) >= 0)
     assert np.std(np.diff(e)) < 0.35 * np.mean(np.diff(e))  # roughly even on the ERB scale
