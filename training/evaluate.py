@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.data.crops import CropIndex, batched
 from training.metrics import Scores, save_confusion_png, score
 from training.model import AVSceneNet
-from training.train.crops import CropIndex, batched
 
 log = logging.getLogger(__name__)
 

@@ -34,11 +34,7 @@ class DecodedVideo:
     end_s: float
     """Time the last decoded frame stops showing (its timestamp plus one frame duration)."""
     skipped_packets: int
-    """Packets that failed to decode and were skipped."""
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s
+    """Packets that failed to decode (or frames without a usable timestamp), skipped."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ def decode_video_frames(
                 frames = packet.decode()
             except av.FFmpegError as e:
                 skipped += 1
-                log.warning("%s: skipped a corrupt video packet (%s)", path, e)
+                log.debug("%s: skipped a corrupt video packet (%s)", path, e)
                 continue
             for frame in frames:
                 t = _frame_time(frame)
@@ -130,7 +126,9 @@ def decode_video_frames(
             if done:
                 break
         if prev is None:
-            raise MediaError(f"media file {path} has no decodable video frames; expected H.264 video")
+            raise MediaError(
+                f"media file {path} has no decodable video frames; expected H.264 video"
+            )
         frame_duration = _frame_duration(stream, prev[1], last_gap)
         end_s = prev[0] + frame_duration
         if max_seconds is not None:
@@ -141,14 +139,14 @@ def decode_video_frames(
                 break
             take(slot, *prev)
     except av.FFmpegError as e:
-        raise MediaError(f"media file {path} could not be decoded ({e}); expected H.264 video") from e
+        raise MediaError(
+            f"media file {path} could not be decoded ({e}); expected H.264 video"
+        ) from e
     finally:
         container.close()
     if skipped:
         log.warning("%s: %d corrupt or untimed video packets/frames skipped", path, skipped)
-    frames_arr = (
-        np.stack(chosen) if chosen else np.zeros((0, size, size, 3), dtype=np.uint8)
-    )
+    frames_arr = np.stack(chosen) if chosen else np.zeros((0, size, size, 3), dtype=np.uint8)
     return DecodedVideo(
         times=np.asarray(slots, dtype=np.float64),
         frames=frames_arr,
@@ -158,7 +156,9 @@ def decode_video_frames(
     )
 
 
-def _frame_duration(stream: av.video.stream.VideoStream, frame: av.VideoFrame, gap: float | None) -> float:
+def _frame_duration(
+    stream: av.video.stream.VideoStream, frame: av.VideoFrame, gap: float | None
+) -> float:
     """How long the last frame shows: its own duration if the container says, else the last gap."""
     if frame.duration and frame.time_base is not None:
         return float(frame.duration * frame.time_base)
@@ -187,7 +187,7 @@ def decode_audio_track(path: str | Path) -> DecodedAudio:
                 frames = packet.decode()
             except av.FFmpegError as e:
                 skipped += 1
-                log.warning("%s: skipped a corrupt audio packet (%s)", path, e)
+                log.debug("%s: skipped a corrupt audio packet (%s)", path, e)
                 continue
             for frame in frames:
                 rate = rate or frame.sample_rate
@@ -196,7 +196,9 @@ def decode_audio_track(path: str | Path) -> DecodedAudio:
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray())
     except av.FFmpegError as e:
-        raise MediaError(f"media file {path} could not be decoded ({e}); expected an audio track") from e
+        raise MediaError(
+            f"media file {path} could not be decoded ({e}); expected an audio track"
+        ) from e
     finally:
         container.close()
     if not chunks or rate is None:

@@ -64,6 +64,8 @@ class DataReport:
     """(stem, reason) for every clip left out."""
     counts: Counter[str] = field(default_factory=Counter)
     """Skipped clips per reason kind (missing_audio, missing_video, too_short, undecodable)."""
+    corrupt_packets: int = 0
+    """Corrupt compressed packets skipped inside clips that were kept (decoding went on)."""
 
     def skip(self, stem: str, kind: str, detail: str) -> None:
         log.warning("%s: skipped clip %s (%s: %s)", self.source, stem, kind, detail)
@@ -76,7 +78,10 @@ class DataReport:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.counts.items())) or "none"
-        return f"{self.source}: {self.kept} of {self.rows} clips kept; skipped: {kinds}"
+        text = f"{self.source}: {self.kept} of {self.rows} clips kept; skipped: {kinds}"
+        if self.corrupt_packets:
+            text += f"; {self.corrupt_packets} corrupt packets skipped inside kept clips"
+        return text
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,7 @@ def _check_root(root: Path) -> None:
         )
 
 
-def read_tau_split(
-    root: str | Path, split: str, classes: tuple[str, ...] = SCENES
-) -> TauSplit:
+def read_tau_split(root: str | Path, split: str, classes: tuple[str, ...] = SCENES) -> TauSplit:
     """Read one of the development lists ("train", "evaluate", "test" or "meta") under ``root``."""
     root = Path(root)
     if split not in SPLIT_FILES:

@@ -1,8 +1,7 @@
 """Audio branch: three residual squeeze-excitation blocks, then a dense softmax head.
 
 Block layout follows the seed's Keras code (seed-system.md), including the second addition of
-the batch-normalised shortcut after the concurrent SE. BatchNorm uses Keras' defaults
-(eps 1e-3, momentum 0.99 == torch momentum 0.01) so the recipe behaves like the seed's.
+the batch-normalised shortcut after the concurrent SE. BatchNorm uses Keras' eps (1e-3) and, in the paper config, Keras' momentum (0.99 == torch 0.01).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from torch.nn import functional as F
 from training.config import ModelConfig
 from training.model.frontend import AudioFrontend
 
-KERAS_BN = {"eps": 1e-3, "momentum": 0.01}
+KERAS_BN_EPS = 1e-3
 
 
 class ChannelSE(nn.Module):
@@ -43,14 +42,15 @@ class SpatialSE(nn.Module):
 
 
 class SEResBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int]) -> None:
+    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int], bn_momentum: float) -> None:
         super().__init__()
+        bn = {"eps": KERAS_BN_EPS, "momentum": bn_momentum}
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(c_out, **KERAS_BN)
+        self.bn1 = nn.BatchNorm2d(c_out, **bn)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(c_out, **KERAS_BN)
+        self.bn2 = nn.BatchNorm2d(c_out, **bn)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
-        self.shortcut_bn = nn.BatchNorm2d(c_out, **KERAS_BN)
+        self.shortcut_bn = nn.BatchNorm2d(c_out, **bn)
         self.cse = ChannelSE(c_out)
         self.sse = SpatialSE(c_out)
         self.pool = nn.MaxPool2d(pool) if pool != (1, 1) else nn.Identity()
@@ -72,7 +72,7 @@ class AudioBranch(nn.Module):
         blocks = []
         c_in = 3
         for c_out, pool in zip(cfg.audio_filters, cfg.audio_pools, strict=True):
-            blocks.append(SEResBlock(c_in, c_out, pool))
+            blocks.append(SEResBlock(c_in, c_out, pool, cfg.bn_momentum))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(c_in, cfg.n_classes)

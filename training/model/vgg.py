@@ -30,6 +30,12 @@ class VGG16Features(nn.Module):
                 layers += [nn.Conv2d(c_in, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
                 c_in = int(item)
         self.features = nn.Sequential(*layers)
+        for m in self.features:
+            if isinstance(m, nn.Conv2d):
+                # torchvision's VGG init: keeps activations alive through 13 layers, so a backbone
+                # trained from scratch (or frozen at init) still gives informative features.
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def conv_layers(self) -> list[nn.Conv2d]:
         return [m for m in self.features if isinstance(m, nn.Conv2d)]

@@ -131,7 +131,9 @@ def write_clip_files(
     write_video_mp4(video_path, frames, fps)
 
 
-def plan_clips(classes: tuple[str, ...], clips_per_class: int) -> list[tuple[str, int, int, str, int]]:
+def plan_clips(
+    classes: tuple[str, ...], clips_per_class: int
+) -> list[tuple[str, int, int, str, int]]:
     """(scene, location id, segment, city, location index) for every clip, grouped by location."""
     n_locations = max(2, math.ceil(clips_per_class / CLIPS_PER_LOCATION))
     plan = []

@@ -197,8 +197,10 @@ def _shaped_noise(
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
     f = np.maximum(freqs, 1.0)
     lo, hi = band_hz
-    band = 1.0 / np.sqrt(1.0 + (lo / f) ** (2 * BAND_ORDER)) / np.sqrt(
-        1.0 + (f / hi) ** (2 * BAND_ORDER)
+    band = (
+        1.0
+        / np.sqrt(1.0 + (lo / f) ** (2 * BAND_ORDER))
+        / np.sqrt(1.0 + (f / hi) ** (2 * BAND_ORDER))
     )
     centre = np.sqrt(lo * hi)
     colour = 10.0 ** (tilt * np.log2(f / centre) / 20.0)

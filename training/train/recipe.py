@@ -21,9 +21,9 @@ import torch
 from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from training.config import ModelConfig
 from training.data.cache import ClipCache, build_cache
+from training.data.crops import CropIndex
 from training.data.tau import TauSplit, read_tau_split
 from training.model import AVSceneNet
-from training.train.crops import CropIndex
 from training.train.distributed import Runtime, init_runtime
 from training.train.options import STEPS, Step, StepOptions
 from training.train.steps import STEP_FUNCTIONS, StepContext
@@ -68,7 +68,7 @@ def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate
     for split in splits:
         tau = read_tau_split(opts.data, split, classes=opts.config.classes)
         cache = build_cache(tau.rows, root, opts.config.sample_rate, opts.config.frame_size,
-                            progress=opts.progress)
+                            progress=opts.progress, classes=opts.config.classes)
         out[split] = Split(tau, cache, CropIndex(cache, opts.config.sample_rate))
     return out
 

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from training.config import ModelConfig
+from training.data.crops import CropIndex, batched
 from training.model import AVSceneNet
-from training.train.crops import CropIndex, batched
 from training.train.distributed import Runtime
 from training.train.loop import Batch, FitResult, FitSpec, Validation, fit, soft_cross_entropy
 from training.train.options import Step, StepOptions
@@ -82,7 +82,7 @@ def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device)
     out = []
     for i in range(len(index)):
         frames = index.cache.frames(i)
-        feats = [model.encode_frames(torch.from_numpy(np.asarray(frames[j:j + FEATURE_BATCH])).to(device))
+        feats = [model.encode_frames(torch.from_numpy(np.array(frames[j:j + FEATURE_BATCH])).to(device))
                  for j in range(0, len(frames), FEATURE_BATCH)]
         out.append(torch.cat(feats).cpu())
     return out

@@ -11,13 +11,21 @@ import numpy as np
 import torch
 
 from avstream.timebase import FRAMES_PER_WINDOW, VIDEO_FPS, exact_div
+from training.data.cache import ClipCache
+from training.errors import DataError
 
 
 class CropIndex:
-    def __init__(self, cache: object, sample_rate: int) -> None:
+    """The one place that maps (clip, k) to samples and frames; CropDataset and the recipe's
+    batchers both read through it."""
+
+    def __init__(self, cache: ClipCache, sample_rate: int | None = None) -> None:
         self.cache = cache
-        self.sample_rate = sample_rate
-        self.samples_per_slot = exact_div(sample_rate, VIDEO_FPS)
+        self.sample_rate = cache.sample_rate if sample_rate is None else sample_rate
+        if self.sample_rate != cache.sample_rate:
+            raise DataError(f"cache {cache.directory} holds {cache.sample_rate} Hz audio; "
+                            f"expected {self.sample_rate} Hz")
+        self.samples_per_slot = exact_div(self.sample_rate, VIDEO_FPS)
         self.seconds = np.array([c.seconds for c in cache.clips], dtype=np.int64)
         self.label_of = np.array([c.label_index for c in cache.clips], dtype=np.int64)
         self.n_starts = self.seconds * VIDEO_FPS - FRAMES_PER_WINDOW + 1  # valid k per clip
@@ -37,20 +45,26 @@ class CropIndex:
         rows = [(i, s * VIDEO_FPS) for i, sec in enumerate(self.seconds) for s in range(sec)]
         return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
+    def wave(self, clip: int, k: int) -> np.ndarray:
+        """(2, sample_rate) float32: the second of audio starting at frame slot k."""
+        start = k * self.samples_per_slot
+        return np.asarray(self.cache.audio(clip)[:, start:start + self.sample_rate], dtype=np.float32)
+
+    def frame_window(self, clip: int, k: int) -> np.ndarray:
+        """(5, H, W, 3) uint8: frames k..k+4 (a writable copy of the memory map)."""
+        return np.array(self.cache.frames(clip)[k:k + FRAMES_PER_WINDOW])
+
     def labels(self, rows: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.label_of[rows[:, 0]])
 
     def waves(self, rows: np.ndarray) -> torch.Tensor:
-        n = self.sample_rate
-        out = np.empty((len(rows), 2, n), dtype=np.float32)
+        out = np.empty((len(rows), 2, self.sample_rate), dtype=np.float32)
         for j, (i, k) in enumerate(rows):
-            start = k * self.samples_per_slot
-            out[j] = self.cache.audio(i)[:, start:start + n]
+            out[j] = self.wave(i, k)
         return torch.from_numpy(out)
 
     def frames(self, rows: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.stack(
-            [np.asarray(self.cache.frames(i)[k:k + FRAMES_PER_WINDOW]) for i, k in rows]))
+        return torch.from_numpy(np.stack([self.frame_window(i, k) for i, k in rows]))
 
 
 def batched(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -1,0 +1,92 @@
+"""Session fixtures: a synthetic TAU-layout set, a SMALL model trained on it by the real recipe,
+its exported bundle, and a multi-scene recording to replay.
+
+Built once per test session (about a minute or two on 2 cores). Set AVSTREAM_TEST_CACHE=DIR to
+keep them between sessions while developing; CI always builds them fresh.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEST_DATA_SEED = 1234
+TEST_CLIPS_PER_CLASS = 6
+STREAM_SCENES = ("park", "metro", "street_traffic", "airport", "tram", "shopping_mall")
+STREAM_SECONDS_PER_SCENE = 8.0
+STREAM_SEED = 77
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    env = os.environ.get("AVSTREAM_TEST_CACHE")
+    if env:
+        path = Path(env)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("artifacts")
+
+
+def _once(marker: Path) -> bool:
+    """True if the artefact behind ``marker`` still has to be built."""
+    return not marker.exists()
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(artifacts_dir: Path) -> Path:
+    from training.synth.dataset import write_synthetic_dataset
+
+    root = artifacts_dir / "synth"
+    done = artifacts_dir / "synth.done"
+    if _once(done):
+        write_synthetic_dataset(root, clips_per_class=TEST_CLIPS_PER_CLASS, seed=TEST_DATA_SEED)
+        done.touch()
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_dataset: Path, artifacts_dir: Path) -> Path:
+    """The real four-step recipe (SMALL preset) on the synthetic set; returns the run directory."""
+    from training.config import SMALL
+    from training.train.options import RECIPES
+    from training.train.recipe import RunOptions, run_recipe
+
+    run = artifacts_dir / "run"
+    if _once(run / "metrics.json"):
+        opts = RunOptions(data=synth_dataset, out=run, config=SMALL, steps=RECIPES["small"],
+                          seed=0, device="cpu", cache_root=artifacts_dir / "cache", progress=False)
+        run_recipe(opts)
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(trained_run: Path) -> Path:
+    return trained_run / "finetune.ckpt"
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(trained_checkpoint: Path, artifacts_dir: Path) -> Path:
+    """The fp32 bundle exported from the trained checkpoint by the real export command."""
+    bundle = artifacts_dir / "bundle"
+    if _once(bundle / "manifest.json"):
+        subprocess.run([sys.executable, "-m", "export", str(trained_checkpoint), str(bundle)],
+                       check=True, capture_output=True, text=True)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def synth_stream(artifacts_dir: Path) -> tuple[Path, Path]:
+    """A recording moving through six scenes (H.264 + AAC) and the CSV of its true intervals."""
+    from training.synth.stream import write_synthetic_stream
+
+    mp4 = artifacts_dir / "stream.mp4"
+    done = artifacts_dir / "stream.done"
+    if _once(done):
+        csv = write_synthetic_stream(mp4, list(STREAM_SCENES),
+                                     seconds_per_scene=STREAM_SECONDS_PER_SCENE, seed=STREAM_SEED)
+        done.write_text(str(csv))
+    return mp4, Path(done.read_text())
