@@ -7,6 +7,7 @@ here from the ModelConfig are the single source of the shapes written into the m
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -22,38 +23,66 @@ AUDIO_CHANNELS = 2
 RGB_CHANNELS = 3
 
 
-class AudioGraph(nn.Module):
+class _Graph(nn.Module):
+    def __init__(self, model: AVSceneNet) -> None:
+        super().__init__()
+        self.model = model
+
+    @staticmethod
+    def _out(x: torch.Tensor) -> torch.Tensor:
+        """Graph outputs are float32 whatever the precision inside (the manifest's contract)."""
+        return x.float()
+
+
+class AudioGraph(_Graph):
     """waveform (B, 2, window_samples) float32 -> (audio_probs (B, K), audio_steps (B, 5, A))."""
 
-    def __init__(self, model: AVSceneNet) -> None:
-        super().__init__()
-        self.model = model
-
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.audio(waveform)
+        probs, steps = self.model.audio(waveform)
+        return self._out(probs), self._out(steps)
 
 
-class FrameGraph(nn.Module):
+class FrameGraph(_Graph):
     """frames (B, H, W, 3) uint8 RGB -> frame_features (B, F); normalisation inside."""
 
-    def __init__(self, model: AVSceneNet) -> None:
-        super().__init__()
-        self.model = model
-
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_frames(frames)
+        return self._out(self.model.encode_frames(frames))
 
 
-class HeadGraph(nn.Module):
+class HeadGraph(_Graph):
     """(frame_features (B, 5, F), audio_steps, audio_probs) -> (visual, early, final) probs."""
-
-    def __init__(self, model: AVSceneNet) -> None:
-        super().__init__()
-        self.model = model
 
     def forward(self, frame_features: torch.Tensor, audio_steps: torch.Tensor,
                 audio_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.model.head(frame_features, audio_steps, audio_probs)
+        visual, early, final = self.model.head(frame_features, audio_steps, audio_probs)
+        return self._out(visual), self._out(early), self._out(final)
+
+
+class Fp32Island(nn.Module):
+    """Runs a sub-module in fp32 inside a half-precision model and hands fp16 on.
+
+    Used for the audio front end (|STFT|^2 overflows fp16; the dB range needs fp32) and the
+    pixel normaliser (uint8 in, so its output is where fp16 starts).
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x).half()
+
+
+def half_precision_model(model: AVSceneNet) -> AVSceneNet:
+    """A copy in fp16 except the audio front end and the pixel normaliser (kept fp32).
+
+    Exported through the same wrappers, it gives fp16 graphs whose fp32 parts are fp32 by
+    construction (weights, inputs and intermediates), with float32 inputs and outputs.
+    """
+    half = copy.deepcopy(model).half().eval()
+    half.audio.frontend = Fp32Island(copy.deepcopy(model.audio.frontend).float())
+    half.visual.encoder.normalize = Fp32Island(copy.deepcopy(model.visual.encoder.normalize).float())
+    return half
 
 
 WRAPPERS: dict[str, Callable[[AVSceneNet], nn.Module]] = {
@@ -63,8 +92,18 @@ WRAPPERS: dict[str, Callable[[AVSceneNet], nn.Module]] = {
 }
 
 
-def build_graph(name: str, model: AVSceneNet) -> nn.Module:
+FP16_GRAPHS: tuple[str, ...] = (schema.AUDIO_GRAPH, schema.FRAME_GRAPH)
+"""The head stays fp32: its inputs are float32 graph inputs and it is <1% of the compute."""
+
+
+def build_graph(name: str, model: AVSceneNet, precision: str = "fp32") -> nn.Module:
     """The wrapper for one graph, in eval mode (dropout off, BN running statistics)."""
+    if precision == "fp16":
+        if name not in FP16_GRAPHS:
+            raise ValueError(f"graph {name!r} has no fp16 form; expected one of {FP16_GRAPHS}")
+        model = half_precision_model(model)
+    elif precision != "fp32":
+        raise ValueError(f"precision {precision!r}; expected 'fp32' or 'fp16'")
     return WRAPPERS[name](model).eval()
 
 

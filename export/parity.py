@@ -54,6 +54,15 @@ class OutputParity:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    outputs: Mapping[str, OutputParity]
+    windows: int
+    labelled_windows: int
+    accuracy_torch: float | None
+    accuracy_bundle: float | None
+
+
+@dataclass(frozen=True)
 class ParityReport:
     bundle: Path
     checkpoint: Path
@@ -159,8 +168,8 @@ def _margin(p: np.ndarray) -> np.ndarray:
 
 
 def compare(runner: BundleRunner, model: AVSceneNet, windows: Iterable[Window],
-            batch_size: int = PARITY_BATCH) -> tuple[dict[str, OutputParity], int, float | None, float | None]:
-    """(per-output parity, labelled windows, torch accuracy, bundle accuracy)."""
+            batch_size: int = PARITY_BATCH) -> Comparison:
+    """Every window through both; argmax agreement and max |diff| per output."""
     model.eval()
     diffs = {k: 0.0 for k in OUTPUTS}
     agree = {k: 0 for k in OUTPUTS}
@@ -188,9 +197,11 @@ def compare(runner: BundleRunner, model: AVSceneNet, windows: Iterable[Window],
     outputs = {k: OutputParity(name=k, max_abs_diff=diffs[k], label_agreement=agree[k] / n,
                                disagreements=n - agree[k], min_torch_margin=margins[k])
                for k in OUTPUTS}
-    acc_t = correct_torch / labelled if labelled else None
-    acc_b = correct_bundle / labelled if labelled else None
-    return outputs, labelled, acc_t, acc_b
+    return Comparison(
+        outputs=MappingProxyType(outputs), windows=n, labelled_windows=labelled,
+        accuracy_torch=correct_torch / labelled if labelled else None,
+        accuracy_bundle=correct_bundle / labelled if labelled else None,
+    )
 
 
 def compare_bundle_to_checkpoint(bundle_dir: Path, ckpt_path: Path, windows: Iterable[Window],
@@ -203,19 +214,12 @@ def compare_bundle_to_checkpoint(bundle_dir: Path, ckpt_path: Path, windows: Ite
     if not matches:
         log.warning("bundle %s was not exported from %s (checkpoint sha256 differs)", bundle_dir,
                     ckpt_path)
-    outputs, labelled, acc_t, acc_b = compare(BundleRunner(bundle, threads), model, windows,
-                                              batch_size)
-    n = round(len(windows) if isinstance(windows, Sequence) else 0)
+    c = compare(BundleRunner(bundle, threads), model, windows, batch_size)
     report = ParityReport(
         bundle=Path(bundle_dir), checkpoint=Path(ckpt_path), variant=bundle.variant,
-        windows=n or _count(outputs), outputs=MappingProxyType(outputs),
-        checkpoint_matches=matches, labelled_windows=labelled, accuracy_torch=acc_t,
-        accuracy_bundle=acc_b,
+        windows=c.windows, outputs=c.outputs, checkpoint_matches=matches,
+        labelled_windows=c.labelled_windows, accuracy_torch=c.accuracy_torch,
+        accuracy_bundle=c.accuracy_bundle,
     )
     log.info("%s", report.summary())
     return report
-
-
-def _count(outputs: Mapping[str, OutputParity]) -> int:
-    o = outputs["final"]
-    return round(o.disagreements / (1 - o.label_agreement)) if o.label_agreement < 1 else 0

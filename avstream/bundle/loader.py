@@ -21,7 +21,13 @@ from typing import Any
 import onnxruntime as ort
 
 from avstream.bundle import schema
-from avstream.bundle.manifest import Manifest, ManifestError, TensorSpec, check_format, parse_manifest
+from avstream.bundle.manifest import (
+    Manifest,
+    ManifestError,
+    TensorSpec,
+    check_format,
+    parse_manifest,
+)
 from avstream.errors import BundleError
 
 log = logging.getLogger(__name__)

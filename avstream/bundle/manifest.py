@@ -100,10 +100,14 @@ class ExportInfo:
     versions: Mapping[str, str]
     """Package -> version for torch, onnx, onnxscript, onnxruntime at export time."""
     created_utc: str
+    check: Mapping[str, Any]
+    """The exporter's own check of the bundle against torch: windows, source ("random" or the
+    data split), max_abs_diff and label_agreement of the final output."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"opset": self.opset, "exporter": self.exporter, "exporters": dict(self.exporters),
-                **dict(self.versions), "created_utc": self.created_utc}
+                **dict(self.versions), "created_utc": self.created_utc,
+                "check": _plain(self.check)}
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,13 @@ def _float(d: Mapping[str, Any], key: str, path: str = "", optional: bool = Fals
     return float(v)
 
 
+def _number(d: Mapping[str, Any], key: str, path: str) -> float:
+    v = _float(d, key, path)
+    if v is None:  # unreachable: _float returns None only when optional
+        raise ManifestError(f"field '{_field(path, key)}' is null; expected a number")
+    return v
+
+
 def _str(d: Mapping[str, Any], key: str, path: str = "", choices: tuple[str, ...] = ()) -> str:
     v = _get(d, key, path)
     if not isinstance(v, str):
@@ -344,7 +355,6 @@ def _quantization(v: Any) -> Quantization | None:
     if not isinstance(graphs, list) or not all(g in schema.GRAPHS for g in graphs):
         raise ManifestError(f"field 'quantization.graphs' is {graphs!r}; expected names from "
                             f"{list(schema.GRAPHS)}")
-    agreement = _float(d, "label_agreement", p)
     return Quantization(
         method=_str(d, "method", p),
         graphs=tuple(graphs),
@@ -353,8 +363,8 @@ def _quantization(v: Any) -> Quantization | None:
         calibration_split=_str(d, "calibration_split", p),
         evaluation_split=_str(d, "evaluation_split", p),
         evaluation_windows=_int(d, "evaluation_windows", p, minimum=0),
-        label_agreement=float(agreement or 0.0),
-        max_abs_diff=float(_float(d, "max_abs_diff", p) or 0.0),
+        label_agreement=_number(d, "label_agreement", p),
+        max_abs_diff=_number(d, "max_abs_diff", p),
         accuracy_fp32=_float(d, "accuracy_fp32", p, optional=True),
         accuracy_variant=_float(d, "accuracy_variant", p, optional=True),
         accuracy_change=_float(d, "accuracy_change", p, optional=True),
@@ -365,14 +375,16 @@ def _export(v: Any) -> ExportInfo:
     p = "export"
     d = _obj(v, p)
     exporters = _obj(_get(d, "exporters", p), f"{p}.exporters")
-    known = {"opset", "exporter", "exporters", "created_utc"}
+    known = {"opset", "exporter", "exporters", "created_utc", "check"}
     versions = {k: str(x) for k, x in d.items() if k not in known}
+    check = d.get("check", {})
     return ExportInfo(
         opset=_int(d, "opset", p),
         exporter=_str(d, "exporter", p),
         exporters=MappingProxyType({str(k): str(x) for k, x in exporters.items()}),
         versions=MappingProxyType(versions),
         created_utc=_str(d, "created_utc", p),
+        check=_frozen(_obj(check, f"{p}.check")),
     )
 
 
@@ -430,8 +442,8 @@ def parse_manifest(d: Any) -> Manifest:
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise ManifestError(f"field 'files[{name!r}]' is {digest!r}; expected a sha256 hex digest")
         files[name] = digest
-    window_seconds = _float(audio_d, "window_seconds", "audio")
-    if window_seconds is None or window_seconds <= 0:
+    window_seconds = _number(audio_d, "window_seconds", "audio")
+    if window_seconds <= 0:
         raise ManifestError(f"field 'audio.window_seconds' is {window_seconds!r}; expected > 0")
     m = Manifest(
         format=schema.FORMAT_NAME,

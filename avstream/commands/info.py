@@ -1,0 +1,112 @@
+"""``avstream info BUNDLE [--json]``: verify a bundle and show what its manifest says.
+
+Verification is the full load_bundle check (files, checksums, graph signatures); a bad bundle
+is refused with one line and exit 2 by avstream.cli before anything is printed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from avstream.bundle.loader import Bundle, load_bundle
+from avstream.bundle.manifest import Manifest, TensorSpec
+from avstream.cli import app
+
+SHA_SHOWN = 16  # hex digits shown per file; --json has them all
+
+
+def _dims(t: TensorSpec) -> str:
+    return "[" + ", ".join(str(d) for d in t.shape) + "]"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, Mapping):
+        return json.dumps(_plain(v), default=str)
+    if isinstance(v, list | tuple):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _kv(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left", title_style="bold",
+                  box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    for k, v in rows.items():
+        table.add_row(Text(k), Text(_fmt(v)))
+    return table
+
+
+def _files(m: Manifest) -> Table:
+    table = Table(title="files", title_justify="left", title_style="bold", box=None,
+                  padding=(0, 2, 0, 0))
+    for col in ("graph", "file", "precision", "exporter", "sha256"):
+        table.add_column(col, style="cyan" if col == "graph" else None, overflow="fold")
+    for name, g in m.graphs.items():
+        table.add_row(name, g.file, g.precision, m.export.exporters.get(name, "?"),
+                      m.files[g.file][:SHA_SHOWN] + "...")
+    return table
+
+
+def _signatures(m: Manifest) -> Table:
+    table = Table(title="graph inputs and outputs", title_justify="left", title_style="bold",
+                  box=None, padding=(0, 2, 0, 0))
+    for col in ("graph", "", "tensor", "dtype", "shape"):
+        table.add_column(col, style="cyan" if col == "graph" else None, no_wrap=True)
+    for name, g in m.graphs.items():
+        for kind, tensors in (("in", g.inputs), ("out", g.outputs)):
+            for t in tensors:
+                table.add_row(name, kind, t.name, t.dtype, Text(_dims(t)))
+                name = ""
+    return table
+
+
+def render(bundle: Bundle, console: Console) -> None:
+    m: Manifest = bundle.manifest
+    console.print(Text.assemble((str(bundle.root), "bold"), f": {m.format} v{m.format_version}, "
+                                "variant ", (m.variant, "bold"),
+                                "; verified: files, sha256, graph signatures"))
+    console.print(_kv("classes (output order)",
+                      {"": ", ".join(f"{i}:{c}" for i, c in enumerate(m.classes))}))
+    console.print(_kv("audio", m.audio.to_dict()))
+    console.print(_kv("video", m.video.to_dict()))
+    console.print(_signatures(m))
+    console.print(_files(m))
+    console.print(_kv("export", m.export.to_dict()))
+    p = m.provenance
+    console.print(_kv("provenance", {"checkpoint": p.checkpoint, "sha256": p.checkpoint_sha256,
+                                     "step": p.step, "preset": p.config.get("preset", "?"),
+                                     "training data": p.training_data, "metrics": p.metrics}))
+    if m.quantization is not None:
+        console.print(_kv("quantization", m.quantization.to_dict()))
+
+
+@app.command("info")
+def info(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + ONNX graphs).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Verify a model bundle and print its manifest."""
+    loaded = load_bundle(bundle)
+    if as_json:
+        typer.echo(json.dumps({**loaded.manifest.to_dict(), "verified": True}, indent=2))
+        return
+    render(loaded, Console())
