@@ -17,6 +17,8 @@ from avstream.sources.base import VideoFrame
 from avstream.windows import SlotGrid
 
 ResizeFn = Callable[[np.ndarray, int], np.ndarray]
+TIE_S = 1e-9
+"""Distances closer than this are a tie (0.2 - 0.1 and 0.3 - 0.2 differ in binary floats)."""
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +151,13 @@ class FrameStore:
 
     def __init__(
         self,
-        slot_keys: SlotGrid,
+        grid: SlotGrid,
         capacity: int,
         max_distance_s: float,
         frame_size: int,
         resize: ResizeFn,
     ) -> None:
-        self.grid = slot_keys
+        self.grid = grid
         self.capacity = capacity
         self.max_distance_s = max_distance_s
         self.frame_size = frame_size
@@ -219,7 +221,7 @@ class FrameStore:
         new_ref: FrameRef | None = None
         for key in self.grid.keys_between(max(lo_ms, self._floor_ms), hi_ms):
             s = key / 1000.0
-            if prev is not None and s - prev[1].t <= frame.t - s:
+            if prev is not None and s - prev[1].t <= frame.t - s + TIE_S:
                 if s - prev[1].t <= self.max_distance_s:
                     prev_ref = prev_ref or self._ref(*prev)
                     self._assign(key, prev_ref)

@@ -30,6 +30,27 @@ class ConformedAudio:
     """(channels, n) float32."""
 
 
+def describe_conversion(rate: int | None, channels: int | None, model_rate: int,
+                        model_channels: int) -> str:
+    """What happens to an input's audio, in words (reported at start and in the summary)."""
+    if rate is None or channels is None:
+        return f"native format -> {model_rate} Hz {model_channels} ch"
+    steps = []
+    if channels != model_channels:
+        if model_channels == 1:
+            steps.append("averaged to mono")
+        elif channels == 1:
+            steps.append("mono duplicated")
+        elif channels == 6:
+            steps.append("5.1 ITU down-mix")
+        else:
+            steps.append(f"{channels} channels averaged, duplicated")
+    if rate != model_rate:
+        steps.append(f"soxr {SOXR_QUALITY} resampling")
+    how = f" ({', '.join(steps)})" if steps else " (as is)"
+    return f"{rate} Hz {channels} ch -> {model_rate} Hz {model_channels} ch{how}"
+
+
 class AudioConformer:
     """Down-mix / duplicate and resample a stream of ``AudioBlock`` s of any format.
 

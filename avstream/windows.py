@@ -46,9 +46,14 @@ class WindowSpec:
     window_ms: int = WINDOW_MS
     frames_per_window: int = FRAMES_PER_WINDOW
     frame_period_ms: int = field(init=False)
+    slot_offsets_ms: tuple[int, ...] = field(init=False, repr=False)
+    """Slot times relative to the window's end: -1000, -800, ..., -200 ms."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "frame_period_ms", exact_div(self.window_ms, self.frames_per_window))
+        period = exact_div(self.window_ms, self.frames_per_window)
+        object.__setattr__(self, "frame_period_ms", period)
+        object.__setattr__(self, "slot_offsets_ms", tuple(
+            i * period - self.window_ms for i in range(self.frames_per_window)))
         if not MIN_HOP_MS <= self.hop_ms <= self.window_ms:
             raise ValueError(
                 f"hop {self.hop_ms} ms; expected {MIN_HOP_MS}..{self.window_ms} ms (the window)"
@@ -61,10 +66,6 @@ class WindowSpec:
     @property
     def window_s(self) -> float:
         return self.window_ms / MS_PER_S
-
-    def slot_offsets_ms(self) -> tuple[int, ...]:
-        """Slot times relative to the window's end: -1000, -800, ..., -200 ms."""
-        return tuple(i * self.frame_period_ms - self.window_ms for i in range(self.frames_per_window))
 
     def window(self, index: int) -> Window:
         return Window(index=index, end_ms=index * self.hop_ms, spec=self)
@@ -92,11 +93,11 @@ class Window:
     @property
     def slot_keys(self) -> tuple[int, ...]:
         """Slot times in ms, oldest first."""
-        return tuple(self.end_ms + o for o in self.spec.slot_offsets_ms())
+        return tuple(self.end_ms + o for o in self.spec.slot_offsets_ms)
 
     @property
     def last_slot_ms(self) -> int:
-        return self.end_ms + self.spec.slot_offsets_ms()[-1]
+        return self.end_ms + self.spec.slot_offsets_ms[-1]
 
 
 class SlotGrid:
@@ -105,7 +106,7 @@ class SlotGrid:
     def __init__(self, spec: WindowSpec) -> None:
         self.spec = spec
         self.step_ms = math.gcd(spec.hop_ms, spec.frame_period_ms)
-        self._residues = frozenset(o % spec.hop_ms for o in spec.slot_offsets_ms())
+        self._residues = frozenset(o % spec.hop_ms for o in spec.slot_offsets_ms)
 
     def is_slot(self, key: int) -> bool:
         return key % self.spec.hop_ms in self._residues

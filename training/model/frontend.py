@@ -65,7 +65,9 @@ class AudioFrontend(nn.Module):
         spec = torch.cat([spec, side], dim=1)  # (B, 3, re/im, bins, frames)
         power = spec[:, :, 0] ** 2 + spec[:, :, 1] ** 2  # (B, 3, bins, frames)
         bands = torch.matmul(self.band_weights, power)  # (B, 3, n_bands, frames)
-        db = 10.0 * torch.log10(bands + POWER_FLOOR)
+        # A floor by max, not by adding: the exported graph's optimiser drops `x + 1e-10` as a
+        # no-op, and log(0) of a silent band (L-R of a mono source) would then be -inf -> NaN.
+        db = 10.0 * torch.log10(bands.clamp_min(POWER_FLOOR))
         lo = db.amin(dim=(1, 2, 3), keepdim=True)
         hi = db.amax(dim=(1, 2, 3), keepdim=True)
         return 2.0 * (db - lo) / (hi - lo + SCALE_EPS) - 1.0

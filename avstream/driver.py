@@ -1,0 +1,124 @@
+"""Running a pipeline as a command: open the model, pick the outputs, stop on signals.
+
+Shared by ``avstream replay`` and ``avstream live``: the commands only parse options, call
+these and print. Pacing is decided here, never in the inference path: ``fast`` feeds the
+file as quickly as it decodes, ``realtime`` releases it at the wall-clock pace of capture
+(``PacedSource``), and a live source paces itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from avstream.bundle.loader import load_bundle
+from avstream.clock import PacedSource, WallClock
+from avstream.errors import AvstreamError
+from avstream.inference.engine import Engine
+from avstream.inference.session import SessionConfig
+from avstream.outputs import Sink
+from avstream.outputs.jsonl import JsonlSink
+from avstream.outputs.live_view import LiveView
+from avstream.outputs.summary import RunSummary
+from avstream.pipeline import Pipeline, PipelineConfig
+from avstream.smoothing import SmoothingConfig
+from avstream.sources.base import Source
+from avstream.windows import hop_ms_from_seconds
+
+log = logging.getLogger(__name__)
+
+
+def open_engine(model: str | Path, provider: str | None = None, threads: int = 0) -> Engine:
+    """Load and verify a bundle, then start its sessions (BundleError / ProviderError)."""
+    try:
+        sessions = SessionConfig(provider=provider, intra_threads=threads)
+    except ValueError as e:
+        raise AvstreamError(str(e)) from e
+    return Engine(load_bundle(model), sessions)
+
+
+def pipeline_config(hop_s: float, method: str, windows: int, margin: float, hold: int,
+                    floor: float) -> PipelineConfig:
+    """Options as the user typed them -> PipelineConfig; a bad value is one AvstreamError line."""
+    try:
+        return PipelineConfig(
+            hop_ms=hop_ms_from_seconds(hop_s),
+            smoothing=SmoothingConfig(method=method, windows=windows, margin=margin,  # type: ignore[arg-type]
+                                      hold_hops=hold, floor=floor),
+        )
+    except ValueError as e:
+        raise AvstreamError(str(e)) from e
+
+
+@dataclass(frozen=True)
+class Outputs:
+    jsonl: str | None = None
+    """A path, '-' for stdout, or None."""
+    view: bool | None = None
+    """The rich live view; None: when stdout is a terminal that JSON lines do not use."""
+
+    def sinks(self) -> tuple[list[Sink], bool]:
+        """The sinks, and whether stdout is taken by JSON lines (print the summary elsewhere)."""
+        sinks: list[Sink] = []
+        stdout_taken = False
+        if self.jsonl is not None:
+            sink = JsonlSink(self.jsonl)
+            stdout_taken = sink.to_stdout
+            sinks.append(sink)
+        view = self.view if self.view is not None else (sys.stdout.isatty() and not stdout_taken)
+        if view and not stdout_taken:
+            sinks.append(LiveView())
+        return sinks, stdout_taken
+
+
+@contextmanager
+def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
+    """SIGINT / SIGTERM ask the pipeline to stop (it finishes the window in hand and returns a
+    summary); a second SIGINT interrupts at once. Outside the main thread, nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    count = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal count
+        count += 1
+        pipeline.stop()
+        if count > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def drive(source: Source, engine: Engine, config: PipelineConfig, sinks: list[Sink],
+          realtime: bool = False, clock: WallClock | None = None) -> RunSummary:
+    """Run ``source`` to its end or to a stop signal.
+
+    A recorded source runs ``fast`` (no wall clock: nothing is ever stale, output is
+    repeatable) or, with ``realtime``, paced to the wall clock. A live source must come with the
+    ``WallClock`` its capture threads stamp with: stale hops are judged against it.
+    """
+    if source.info.live:
+        if clock is None:
+            raise ValueError("a live source needs the WallClock its timestamps come from")
+    elif realtime:
+        clock = clock or WallClock()
+    else:
+        clock = None
+    pipeline = Pipeline(engine, config, sinks, clock=clock)
+    if clock is not None and not source.info.live:
+        source = PacedSource(source, clock, stop=pipeline.stop_event)
+    with stop_on_signals(pipeline):
+        return pipeline.run(source)
