@@ -7,7 +7,7 @@
 #   libasound2-plugins  ALSA's pulse plugin: PortAudio (ALSA host API) reaches PulseAudio through
 #                       it, as device "pulse" (and "default"); `avstream devices` lists it.
 #   ffmpeg              serves the test camera: a clip sent as MPEG-TS to udp://127.0.0.1:<port>.
-#   coreutils/procps    `timeout` bounds every subprocess the tests start (usually present).
+#   coreutils           `timeout` bounds every subprocess the tests start (always present).
 # Nothing is started here: tests/live_env.py starts (and kills) a private PulseAudio per test
 # module and an ffmpeg per camera run, on loopback only.
 #
@@ -26,7 +26,7 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) and the Debian/Ubuntu archive.
 set -euo pipefail
 
-PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg coreutils procps)
+PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg coreutils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes.util
 import glob
+import importlib.util
 import os
 import shutil
 import signal
@@ -40,8 +41,9 @@ LOOPBACK: Final[str] = "127.0.0.1"
 SINK: Final[str] = "vsink"
 SINK_RATE_HZ: Final[int] = 48_000
 PULSE_START_TIMEOUT_S: Final[float] = 10.0
-PULSE_LIFETIME_S: Final[int] = 300  # a server is never left running past this, whatever happens
+PULSE_LIFETIME_S: Final[int] = 600  # a server is never left running past this, whatever happens
 KILL_WAIT_S: Final[float] = 5.0
+CAMERA_FPS: Final[int] = 25  # a rate MPEG-1 accepts
 ALSA_PULSE_PLUGIN_GLOBS: Final[tuple[str, ...]] = (
     "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so",
     "/usr/lib/alsa-lib/libasound_module_pcm_pulse.so",
@@ -78,10 +80,10 @@ def require_programs(*names: str) -> None:
 def require_portaudio() -> None:
     if ctypes.util.find_library("portaudio") is None:
         missing("PortAudio is not installed (Debian package libportaudio2)")
-    try:
-        import sounddevice  # noqa: F401  (the Python side of the same check)
-    except (OSError, ImportError) as e:
-        missing(f"sounddevice cannot be imported ({e}); pip install 'avstream[live]'")
+    # Not imported here: sounddevice initialises PortAudio at import, which freezes the device
+    # list of this process before any test's PulseAudio exists.
+    if importlib.util.find_spec("sounddevice") is None:
+        missing("the Python package sounddevice is not installed; pip install 'avstream[live]'")
 
 
 def require_alsa_pulse_plugin() -> None:
@@ -250,12 +252,13 @@ def camera_url(port: int) -> str:
 
 
 def serve_camera(
-    media: Path, port: int, max_seconds: float, start_s: float = 0.0, fps: int = 25
+    media: Path, port: int, max_seconds: float, start_s: float = 0.0, fps: int = CAMERA_FPS
 ) -> subprocess.Popen:
     """Stream a clip's video, in real time, as MPEG-TS over UDP on loopback.
 
     MPEG-1 with a keyframe every 5 frames lets a reader that joins (or rejoins) mid-stream show
-    a picture within 0.2 s; ``-t`` and ``timeout`` bound the run.
+    a picture within 0.2 s; MPEG-1 only allows standard rates, so the clip is sent at 25 fps
+    (frames repeated as needed). ``-t`` and ``timeout`` bound the run.
     """
     cmd = [
         "timeout", "-s", "KILL", f"{max_seconds + 5:g}",
@@ -303,6 +306,16 @@ class Daemon:
                 return needle in self.stderr_text()
             time.sleep(0.05)
         return False
+
+    def wait_for_stdout(self, needle: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if needle in self.stdout_text():
+                return True
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        return needle in self.stdout_text()
 
     def wait_for_lines(self, n: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -25,11 +25,12 @@ log = logging.getLogger(__name__)
 # daemon goes audio-only within the 2 s the issue allows, long enough for one lost keyframe.
 READ_TIMEOUT_MS: Final[int] = 1000
 OPEN_TIMEOUT_MS: Final[int] = 3000
+STALE_READ_S: Final[float] = 0.9 * READ_TIMEOUT_MS / 1000  # a read this slow hit the timeout
 BACKOFF_FIRST_S: Final[float] = 0.25
 BACKOFF_FACTOR: Final[float] = 2.0
 BACKOFF_MAX_S: Final[float] = 4.0  # a camera back from a reboot is seen within this plus an open
+CLOSE_WAIT_S: Final[float] = 1.5  # longer than one read timeout
 EVENTS_KEPT: Final[int] = 64  # unread status events beyond this are dropped (and counted)
-URL_SCHEMES: Final[tuple[str, ...]] = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtp://", "srt://")
 
 
 def parse_camera(spec: str | int) -> int | str:
@@ -47,16 +48,22 @@ def describe_camera(source: int | str) -> str:
 
 
 def open_capture(source: int | str, open_timeout_ms: int = OPEN_TIMEOUT_MS) -> cv2.VideoCapture | None:
-    """Open a capture with bounded open and read timeouts; None when it does not open."""
-    params = [
-        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-        open_timeout_ms,
-        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-        READ_TIMEOUT_MS,
-    ]
+    """Open a capture; None when it does not open.
+
+    Stream URLs go through FFmpeg with bounded open and read timeouts (without them a silent
+    stream blocks a read for 30 s). Device indices get no such parameters: a backend that does
+    not support one refuses to open at all; a stalled webcam is caught by the live source's
+    staleness check instead.
+    """
     if isinstance(source, int):
-        cap = cv2.VideoCapture(source, cv2.CAP_ANY, params)
+        cap = cv2.VideoCapture(source)
     else:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            READ_TIMEOUT_MS,
+        ]
         cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
@@ -160,10 +167,16 @@ class Camera:
         return f"{self.frame_size[0]}x{self.frame_size[1]}"
 
     def _read_one(self, cap: cv2.VideoCapture) -> bool:
+        started = time.monotonic()
         ok, bgr = cap.read()
+        now = time.monotonic()
         if not ok or bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
             return False
-        now = time.monotonic()
+        if now - started >= STALE_READ_S:
+            # A read that waited out the stream timeout returns a frame the decoder still held:
+            # its picture is from before the silence, so it is not stamped as if it were new.
+            log.info("camera read took %.2f s: frame discarded as stale", now - started)
+            return False
         with self._lock:
             self._seq += 1
             self._latest = GrabbedFrame(bgr=bgr, grab_time=now, seq=self._seq)
@@ -227,11 +240,14 @@ class Camera:
             self._events.clear()
         return out
 
-    def close(self, join_timeout_s: float = 5.0) -> None:
-        """Stop the reader; it leaves within one read or open timeout."""
+    def close(self, join_timeout_s: float = CLOSE_WAIT_S) -> None:
+        """Stop the reader. It leaves within one read or open timeout; shutdown does not wait
+        that long for a reader stuck reopening a dead stream (it is a daemon thread, and it
+        releases its capture on the way out)."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(join_timeout_s)
             if thread.is_alive():
-                log.warning("camera reader did not stop within %.1f s", join_timeout_s)
+                log.info("camera reader still inside an open/read after %.1f s; not waiting",
+                         join_timeout_s)

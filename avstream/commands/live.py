@@ -1,0 +1,138 @@
+"""``avstream live``: the daemon on a microphone and a camera, through replay's pipeline.
+
+Faults of the devices are handled in the source (audio-only / video-only, reconnects); this
+command parses, checks the devices the user named before anything slow, runs the shared driver
+(SIGINT / SIGTERM stop it cleanly) and prints the summary. Exit 0 after a stop; 3 when no
+device works, a named one does not exist, or PortAudio is missing.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import cv2
+import typer
+
+from avstream.cli import app
+from avstream.driver import Outputs, drive, open_engine, pipeline_config
+from avstream.errors import DeviceError
+from avstream.inference.engine import ModelSpec
+from avstream.smoothing import SmoothingConfig
+from avstream.sources.base import SourceInfo
+from avstream.sources.camera import parse_camera
+from avstream.sources.live import LiveOptions, LiveSource
+from avstream.sources.microphone import resolve_audio_input
+from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
+
+_S = SmoothingConfig()
+
+
+@contextmanager
+def _stop_requests_during_startup() -> Iterator[threading.Event]:
+    """SIGINT / SIGTERM while the model loads and the devices open: remembered, not fatal, so
+    that a service stopped early still exits 0 after releasing the devices."""
+    requested = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        requested.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _mic_choice(mic: str | None) -> int | str | None:
+    if mic is None:
+        return None
+    text = mic.strip()
+    return int(text) if text.isdigit() else text
+
+
+def _audio_line(info: SourceInfo, spec: ModelSpec) -> str:
+    """What happens to the microphone's audio on the way to the model, in words."""
+    if not info.has_audio:
+        return "audio: none (--no-mic)"
+    if info.audio_rate_hz is None or info.audio_channels is None:
+        return "audio: microphone not open yet (reconnecting)"
+    rate = (f"resampled {info.audio_rate_hz} -> {spec.sample_rate} Hz"
+            if info.audio_rate_hz != spec.sample_rate else f"{spec.sample_rate} Hz as captured")
+    if info.audio_channels == spec.channels:
+        chans = f"{info.audio_channels} ch as captured"
+    elif info.audio_channels == 1:
+        chans = "mono duplicated to 2 ch"
+    else:
+        chans = f"{info.audio_channels} ch mixed to {spec.channels} ch"
+    return f"audio: {rate}, {chans}"
+
+
+@app.command()
+def live(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Bundle directory (from export).")],
+    mic: Annotated[str | None, typer.Option(
+        "--mic", help="Audio input: PortAudio index or a name substring (see `avstream devices`); "
+                      "default: the system's default input.")] = None,
+    camera: Annotated[str, typer.Option(
+        "--camera", help="Camera index, or a stream URL (rtsp://, http://, udp://...).")] = "0",
+    no_mic: Annotated[bool, typer.Option("--no-mic", help="Video only.")] = False,
+    no_camera: Annotated[bool, typer.Option("--no-camera", help="Audio only.")] = False,
+    jsonl: Annotated[str | None, typer.Option(
+        "--jsonl", help="Write one JSON object per hop to PATH ('-' for stdout).")] = None,
+    hop: Annotated[float, typer.Option(
+        "--hop", help="Seconds between windows (default one frame period).")] = DEFAULT_HOP_MS / MS_PER_S,
+    provider: Annotated[str | None, typer.Option(
+        "--provider", help="Force an ONNX Runtime provider (cpu, cuda, or a full name); "
+                           "default CUDA then CPU.")] = None,
+    threads: Annotated[int, typer.Option(
+        "--threads", help="Intra-op threads per graph (0: CPUs available, at most 4).")] = 0,
+    smoothing: Annotated[str, typer.Option("--smoothing", help="mean or ema.")] = _S.method,
+    smooth_windows: Annotated[int, typer.Option(
+        "--smooth-windows", help="Windows averaged (N).")] = _S.windows,
+    margin: Annotated[float, typer.Option(
+        "--margin", help="Lead a new label needs over the current one.")] = _S.margin,
+    hold: Annotated[int, typer.Option(
+        "--hold", help="Consecutive hops the lead must last (K).")] = _S.hold_hops,
+    floor: Annotated[float, typer.Option(
+        "--floor", help="Below this confidence the label is 'unknown'.")] = _S.floor,
+    view: Annotated[bool | None, typer.Option(
+        "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")] = None,
+) -> None:
+    """Classify the scene from a microphone and a camera until SIGINT / SIGTERM."""
+    # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
+    # in one line per event; errors still show.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    options = LiveOptions(mic=_mic_choice(mic), camera=parse_camera(camera),
+                          use_mic=not no_mic, use_camera=not no_camera)
+    if options.use_mic:
+        resolve_audio_input(options.mic)  # an unknown device or no PortAudio: fail before the model
+    config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
+    with _stop_requests_during_startup() as stop_requested:
+        engine = open_engine(model, provider, threads)
+        sinks, stdout_taken = Outputs(jsonl=jsonl, view=view).sinks()
+        out = sys.stderr if stdout_taken else sys.stdout
+        source = LiveSource(options)
+        info = source.open()
+        providers = sorted({p[0] for p in engine.providers.values()})
+        print(f"avstream: live {info.name} ({'+'.join(info.modalities)}) on "
+              f"{', '.join(providers)}", file=sys.stderr)
+        for line in (*info.details, _audio_line(info, engine.spec)):
+            print(f"avstream: {line}", file=sys.stderr)
+        if stop_requested.is_set():
+            source.close()
+            print("avstream: stopped before capture began; no windows", file=sys.stderr)
+            return
+    # A stop request from here on is the pipeline's: it finishes the hop in hand and returns.
+    summary = drive(source, engine, config, sinks, clock=source.clock)
+    print(summary.render_text(), file=out)
+    out.flush()
+    if source.failure is not None:
+        raise DeviceError(source.failure)
