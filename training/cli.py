@@ -188,9 +188,26 @@ def evaluate(data: DataOpt,
     print(f"confusion matrix saved to {png}")
 
 
+def _maybe_relaunch_distributed() -> None:
+    """Several GPUs and not under torchrun yet: rerun train/recipe through torchrun (DDP)."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in ("train", "recipe"):
+        return
+    from training.train.distributed import relaunch_command
+
+    device = argv[argv.index("--device") + 1] if "--device" in argv[:-1] else "auto"
+    cmd = relaunch_command(argv, device)
+    if cmd:
+        import subprocess
+
+        print("several GPUs: running under torchrun -> " + " ".join(cmd), file=sys.stderr)
+        raise SystemExit(subprocess.call(cmd))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        _maybe_relaunch_distributed()
         app()
     except AvstreamError as e:
         print(f"training: error: {e}", file=sys.stderr)

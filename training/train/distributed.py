@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -34,11 +35,31 @@ class Runtime:
     def shard(self, n: int) -> slice:
         return slice(self.rank, n, self.world_size)
 
+    def barrier(self) -> None:
+        """Ranks wait here until rank 0 has written what the next step reads."""
+        if self.distributed:
+            dist.barrier()
+
     def wrap(self, module: nn.Module) -> nn.Module:
         if not self.distributed:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def relaunch_command(argv: list[str], device: str = "auto") -> list[str] | None:
+    """The torchrun command that reruns this CLI on every GPU, or None to run here.
+
+    Used when several GPUs are visible and we are not already under torchrun: the work then
+    runs as DistributedDataParallel, one process per GPU (torch's own launcher, nothing custom).
+    """
+    if "WORLD_SIZE" in os.environ or device == "cpu" or not torch.cuda.is_available():
+        return None
+    n = torch.cuda.device_count()
+    if n < 2:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={n}", "-m", "training", *argv]
 
 
 def init_runtime(device: str = "auto") -> Runtime:

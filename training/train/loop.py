@@ -96,7 +96,7 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * batch[0].shape[0]
+            total += float(loss.detach()) * batch[0].shape[0]
             n += batch[0].shape[0]
         spec.module.eval()
         with torch.no_grad():

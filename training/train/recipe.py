@@ -150,6 +150,7 @@ def run_step(step: Step, opts: RunOptions, prepared: dict[str, Split], runtime: 
     if runtime.is_main:
         save_checkpoint(done, ckpt)
         last.unlink(missing_ok=True)
+    runtime.barrier()
     return ckpt
 
 

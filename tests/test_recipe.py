@@ -1,0 +1,143 @@
+"""The four-step recipe end to end on the synthetic set (the session's trained_run fixture)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.checkpoint import load_checkpoint
+from training.config import SMALL
+
+OUTPUTS = ("final", "early", "audio", "visual")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_metrics_show_fusion_beats_either_branch(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for name in OUTPUTS:
+        assert set(metrics[name]) >= {"accuracy", "log_loss"}
+    best_branch = max(metrics["audio"]["accuracy"], metrics["visual"]["accuracy"])
+    # Each branch alone is capped near 50% by design of the synthetic set; fusion is not.
+    assert metrics["final"]["accuracy"] >= 0.9
+    assert metrics["final"]["accuracy"] >= best_branch + 0.10
+    assert metrics["segments"] == 10 * 2 * 10  # 2 evaluation clips a class, 10 segments each
+    assert (trained_run / "confusion.png").stat().st_size > 0
+
+
+def test_checkpoints_carry_config_and_load_safely(trained_run: Path) -> None:
+    for step in ("audio", "visual", "fusion", "finetune"):
+        ckpt = load_checkpoint(trained_run / f"{step}.ckpt")
+        assert ckpt.config == SMALL and ckpt.step == step
+        assert ckpt.train_state["complete"] is True
+        assert not (trained_run / f"{step}.last.ckpt").exists()
+    ckpt = load_checkpoint(trained_run / "finetune.ckpt")
+    assert ckpt.metrics["evaluation"]["final"]["accuracy"] >= 0.9
+    assert ckpt.data["train"]["clips"] > 0
+    model = ckpt.build_model().eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 2, SMALL.window_samples), torch.zeros(1, 5, 64, 64, 3, dtype=torch.uint8))
+    assert out.final.shape == (1, 10)
+
+
+def test_rerun_resumes_and_skips_complete_steps(trained_run: Path, synth_dataset: Path,
+                                                artifacts_dir: Path) -> None:
+    before = (trained_run / "audio.ckpt").stat().st_mtime_ns
+    res = run_cli("train", "--step", "audio", "--data", str(synth_dataset), "--out", str(trained_run),
+                  "--config", "small", "--cache", str(artifacts_dir / "cache"), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert "already complete" in res.stderr
+    assert (trained_run / "audio.ckpt").stat().st_mtime_ns == before
+
+
+def test_killed_step_resumes_from_its_last_epoch(trained_run: Path, synth_dataset: Path,
+                                                 artifacts_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL a fusion step mid-run; the rerun continues from the epoch after the last saved."""
+    shutil.copy(trained_run / "visual.ckpt", tmp_path / "visual.ckpt")
+    cmd = [sys.executable, "-m", "training", "train", "--step", "fusion", "--data", str(synth_dataset),
+           "--out", str(tmp_path), "--config", "small", "--cache", str(artifacts_dir / "cache"),
+           "--device", "cpu", "--patience", "1000"]
+    last = tmp_path / "fusion.last.ckpt"
+    proc = subprocess.Popen([*cmd, "--epochs", "1000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if last.exists() and load_checkpoint(last).train_state["epoch"] >= 1:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the fusion step never saved an epoch")
+    finally:
+        proc.kill()
+        proc.wait()
+    saved = load_checkpoint(last).train_state["epoch"]
+    res = subprocess.run([*cmd, "--epochs", str(saved + 3)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming at epoch {saved + 1}" in res.stderr
+    done = load_checkpoint(tmp_path / "fusion.ckpt")
+    assert [row["epoch"] for row in done.train_state["history"][0]] == list(range(saved + 3))
+    assert not last.exists()
+
+
+def test_evaluate_cli_prints_json_png_and_submission(trained_run: Path, synth_dataset: Path,
+                                                     artifacts_dir: Path, tmp_path: Path) -> None:
+    sub = tmp_path / "submission.csv"
+    png = tmp_path / "cm.png"
+    res = run_cli("evaluate", "--data", str(synth_dataset), "--checkpoint",
+                  str(trained_run / "finetune.ckpt"), "--json", "--submission", str(sub),
+                  "--confusion", str(png), "--cache", str(artifacts_dir / "cache"), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads(res.stdout)
+    assert metrics["final"]["accuracy"] >= 0.9
+    assert len(metrics["confusion"]) == 10 and sum(map(sum, metrics["confusion"])) == metrics["segments"]
+    assert png.stat().st_size > 0
+    lines = sub.read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[:2] == ["filename", "scene_label"] and header[2:] == sorted(header[2:])
+    assert len(lines) == 1 + metrics["segments"]
+    row = lines[1].split("\t")
+    assert abs(sum(map(float, row[2:])) - 1.0) < 1e-3 and row[1] in header[2:]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--step", "sideways", "--data", "x", "--out", "y"], "expected one of audio"),
+        (["recipe", "--data", "/nonexistent/tau", "--out", "/tmp/never", "--config", "small"],
+         "does not exist"),
+        (["recipe", "--data", ".", "--out", "/tmp/never", "--config", "huge"], "unknown config"),
+        (["evaluate", "--data", ".", "--checkpoint", "/nonexistent.ckpt"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    res = run_cli(*args)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert expected in last
+
+
+def test_a_step_runs_under_torchrun_with_ddp(trained_run: Path, synth_dataset: Path,
+                                             artifacts_dir: Path, tmp_path: Path) -> None:
+    """The multi-GPU path (torchrun + DistributedDataParallel) on 2 CPU processes with gloo."""
+    shutil.copy(trained_run / "visual.ckpt", tmp_path / "visual.ckpt")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "training", "train", "--step", "fusion", "--data", str(synth_dataset),
+           "--out", str(tmp_path), "--config", "small", "--cache", str(artifacts_dir / "cache"),
+           "--device", "cpu", "--epochs", "2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "rank 1 of 2" in res.stderr
+    done = load_checkpoint(tmp_path / "fusion.ckpt")
+    assert len(done.train_state["history"][0]) == 2
