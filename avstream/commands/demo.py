@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from avstream.cli import app
+from avstream.commands import options as opt
 from avstream.demo import build_assets, cached_assets, default_cache_dir
 from avstream.driver import Outputs, drive, open_engine
 from avstream.outputs.timeline import TimelineRecorder
@@ -24,9 +25,9 @@ def demo(
     rebuild: Annotated[bool, typer.Option(help="Build again even if a finished build exists.")] = False,
     realtime: Annotated[bool, typer.Option(
         "--realtime/--fast", help="Replay at the wall-clock pace (default) or as fast as possible.")] = True,
-    jsonl: Annotated[str | None, typer.Option("--jsonl", help="Also write JSON lines to PATH ('-': stdout).")] = None,
-    view: Annotated[bool | None, typer.Option("--view/--no-view", help="Live view (default: on a terminal).")] = None,
-    provider: Annotated[str | None, typer.Option(help="Force an ONNX Runtime provider.")] = None,
+    jsonl: opt.Jsonl = None,
+    view: opt.View = None,
+    provider: opt.Provider = None,
 ) -> None:
     """Build (once) a demo bundle of the paper's architecture on synthetic scenes and a recording
     that moves through eight of them, replay it live, and score the labels against the truth.

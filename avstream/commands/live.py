@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -21,17 +20,14 @@ import cv2
 import typer
 
 from avstream.cli import app
+from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.errors import DeviceError
 from avstream.inference.engine import ModelSpec
-from avstream.smoothing import SmoothingConfig
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
 from avstream.sources.microphone import resolve_audio_input
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
-
-_S = SmoothingConfig()
 
 
 @contextmanager
@@ -77,7 +73,7 @@ def _audio_line(info: SourceInfo, spec: ModelSpec) -> str:
 
 @app.command()
 def live(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Bundle directory (from export).")],
+    model: opt.Model,
     mic: Annotated[str | None, typer.Option(
         "--mic", help="Audio input: PortAudio index or a name substring (see `avstream devices`); "
                       "default: the system's default input.")] = None,
@@ -85,26 +81,16 @@ def live(
         "--camera", help="Camera index, or a stream URL (rtsp://, http://, udp://...).")] = "0",
     no_mic: Annotated[bool, typer.Option("--no-mic", help="Video only.")] = False,
     no_camera: Annotated[bool, typer.Option("--no-camera", help="Audio only.")] = False,
-    jsonl: Annotated[str | None, typer.Option(
-        "--jsonl", help="Write one JSON object per hop to PATH ('-' for stdout).")] = None,
-    hop: Annotated[float, typer.Option(
-        "--hop", help="Seconds between windows (default one frame period).")] = DEFAULT_HOP_MS / MS_PER_S,
-    provider: Annotated[str | None, typer.Option(
-        "--provider", help="Force an ONNX Runtime provider (cpu, cuda, or a full name); "
-                           "default CUDA then CPU.")] = None,
-    threads: Annotated[int, typer.Option(
-        "--threads", help="Intra-op threads per graph (0: CPUs available, at most 4).")] = 0,
-    smoothing: Annotated[str, typer.Option("--smoothing", help="mean or ema.")] = _S.method,
-    smooth_windows: Annotated[int, typer.Option(
-        "--smooth-windows", help="Windows averaged (N).")] = _S.windows,
-    margin: Annotated[float, typer.Option(
-        "--margin", help="Lead a new label needs over the current one.")] = _S.margin,
-    hold: Annotated[int, typer.Option(
-        "--hold", help="Consecutive hops the lead must last (K).")] = _S.hold_hops,
-    floor: Annotated[float, typer.Option(
-        "--floor", help="Below this confidence the label is 'unknown'.")] = _S.floor,
-    view: Annotated[bool | None, typer.Option(
-        "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")] = None,
+    jsonl: opt.Jsonl = None,
+    hop: opt.Hop = opt.DEFAULT_HOP_S,
+    provider: opt.Provider = None,
+    threads: opt.Threads = 0,
+    smoothing: opt.Smoothing = opt.SMOOTHING_DEFAULTS.method,
+    smooth_windows: opt.SmoothWindows = opt.SMOOTHING_DEFAULTS.windows,
+    margin: opt.Margin = opt.SMOOTHING_DEFAULTS.margin,
+    hold: opt.Hold = opt.SMOOTHING_DEFAULTS.hold_hops,
+    floor: opt.Floor = opt.SMOOTHING_DEFAULTS.floor,
+    view: opt.View = None,
 ) -> None:
     """Classify the scene from a microphone and a camera until SIGINT / SIGTERM."""
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports

@@ -1,0 +1,32 @@
+"""Options shared by the commands that run a pipeline (replay, live, demo): one definition each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avstream.smoothing import SmoothingConfig
+from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
+
+SMOOTHING_DEFAULTS = SmoothingConfig()
+DEFAULT_HOP_S = DEFAULT_HOP_MS / MS_PER_S
+
+Model = Annotated[Path, typer.Option("--model", "-m", help="Bundle directory (from export).")]
+Jsonl = Annotated[str | None, typer.Option(
+    "--jsonl", help="Write one JSON object per hop to PATH ('-' for stdout).")]
+Hop = Annotated[float, typer.Option(
+    "--hop", help="Seconds between windows (default one frame period: one new frame per hop).")]
+Provider = Annotated[str | None, typer.Option(
+    "--provider", help="Force an ONNX Runtime provider (cpu, cuda, or a full name); "
+                       "default CUDA then CPU.")]
+Threads = Annotated[int, typer.Option(
+    "--threads", help="Intra-op threads per graph (0: CPUs available, at most 4).")]
+Smoothing = Annotated[str, typer.Option("--smoothing", help="mean or ema.")]
+SmoothWindows = Annotated[int, typer.Option("--smooth-windows", help="Windows averaged (N).")]
+Margin = Annotated[float, typer.Option("--margin", help="Lead a new label needs over the current one.")]
+Hold = Annotated[int, typer.Option("--hold", help="Consecutive hops the lead must last (K).")]
+Floor = Annotated[float, typer.Option("--floor", help="Below this confidence the label is 'unknown'.")]
+View = Annotated[bool | None, typer.Option(
+    "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")]
