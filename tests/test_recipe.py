@@ -141,3 +141,21 @@ def test_a_step_runs_under_torchrun_with_ddp(trained_run: Path, synth_dataset: P
     assert "rank 1 of 2" in res.stderr
     done = load_checkpoint(tmp_path / "fusion.ckpt")
     assert len(done.train_state["history"][0]) == 2
+
+
+def test_cpu_runs_are_seeded_and_repeatable(trained_run: Path, synth_dataset: Path,
+                                            artifacts_dir: Path, tmp_path: Path) -> None:
+    states = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        out.mkdir()
+        shutil.copy(trained_run / "visual.ckpt", out / "visual.ckpt")
+        res = run_cli("train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(out),
+                      "--config", "small", "--cache", str(artifacts_dir / "cache"), "--device",
+                      "cpu", "--epochs", "2", "--seed", "3")
+        assert res.returncode == 0, res.stderr
+        states.append(load_checkpoint(out / "fusion.ckpt"))
+    a, b = states
+    assert a.train_state["history"][0][-1]["val_loss"] == b.train_state["history"][0][-1]["val_loss"]
+    for k in a.state_dict:
+        assert torch.equal(a.state_dict[k], b.state_dict[k]), k

@@ -77,7 +77,8 @@ def _config(name: str, backbone_weights: Path | None = None):  # noqa: ANN202
 
 
 def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cache: Path | None,
-                 backbone_weights: Path | None, overrides: dict[str, dict[str, object]]):  # noqa: ANN202
+                 backbone_weights: Path | None, overrides: dict[str, dict[str, object]],
+                 threads: int = 0):  # noqa: ANN202
     from training.train.recipe import RunOptions
 
     cfg = _config(config, backbone_weights)
@@ -89,7 +90,7 @@ def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cac
         except ValueError as e:
             raise UsageError(f"--step {step}: {e}") from None
     return RunOptions(data=data, out=out, config=cfg, steps=steps, seed=seed, device=device,
-                      cache_root=cache, backbone_weights=backbone_weights)
+                      cache_root=cache, backbone_weights=backbone_weights, threads=threads)
 
 
 DataOpt = Annotated[Path, typer.Option("--data", help="TAU AV 2021 development root")]
@@ -98,12 +99,14 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache", help="decoded-clip cac
 WeightsOpt = Annotated[Path | None, typer.Option(
     "--backbone-weights", help="VGG16 weights: torchvision .pth or Keras Places365 notop .h5")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if present), cuda or cpu")]
+ThreadsOpt = Annotated[int, typer.Option(min=0, help="torch CPU threads (0: one per core)")]
 
 
 @app.command()
 def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusion or finetune")],
           data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 0,
-          device: DeviceOpt = "auto", cache: CacheOpt = None, backbone_weights: WeightsOpt = None,
+          device: DeviceOpt = "auto", threads: ThreadsOpt = 0, cache: CacheOpt = None,
+          backbone_weights: WeightsOpt = None,
           init: Annotated[Path | None, typer.Option(help="start from this checkpoint")] = None,
           lr: float | None = None, batch_size: int | None = None,
           epochs: Annotated[int | None, typer.Option(help="max epochs")] = None,
@@ -121,20 +124,20 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
                         "early_stop_patience": patience, "mixup_alpha": mixup,
                         "crops_per_clip": crops_per_clip, "unfrozen_epochs": unfrozen_epochs,
                         "unfrozen_lr": unfrozen_lr}}
-    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides)
-    runtime = init_runtime(device)
+    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides, threads)
+    runtime = init_runtime(device, threads)
     ckpt = run_step(step, opts, prepare_data(opts), runtime, init=init)  # type: ignore[arg-type]
     print(json.dumps(ckpt.metrics, indent=2))
 
 
 @app.command()
 def recipe(data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 0,
-           device: DeviceOpt = "auto", cache: CacheOpt = None,
+           device: DeviceOpt = "auto", threads: ThreadsOpt = 0, cache: CacheOpt = None,
            backbone_weights: WeightsOpt = None) -> None:
     """The four steps then the evaluation; writes OUT/metrics.json. Rerun to resume."""
     from training.train.recipe import run_recipe
 
-    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, {})
+    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, {}, threads)
     metrics = run_recipe(opts)
     print(json.dumps({k: metrics[k] for k in ("final", "early", "audio", "visual")}, indent=2))
     print(f"metrics written to {out / 'metrics.json'}")

@@ -101,6 +101,10 @@ def write_video_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
         container.mux(stream.encode(None))
 
 
+AUDIO_TAG = 1  # seed-sequence tags: audio and visual location draws never share a stream
+VISUAL_TAG = 2
+
+
 def write_clip_files(
     audio_path: Path,
     video_path: Path,
@@ -112,15 +116,17 @@ def write_clip_files(
     height: int = 120,
     fps: int = 15,
     sample_rate: int = SYNTH_SAMPLE_RATE_HZ,
+    visual_location_rng: np.random.Generator | None = None,
 ) -> None:
     """Render and write one clip's WAV and mp4.
 
     ``location_rng`` draws the place's parameters (pass generators seeded alike for clips of one
-    location); ``clip_rng`` draws everything that changes from clip to clip.
+    location), the visual ones from ``visual_location_rng`` when given; ``clip_rng`` draws
+    everything that changes from clip to clip.
     """
     audio_group, visual_group = scene_groups(scene)
     audio_params = draw_audio_params(audio_group, location_rng)
-    visual_params = draw_visual_params(visual_group, location_rng)
+    visual_params = draw_visual_params(visual_group, visual_location_rng or location_rng)
     n_samples = round(seconds * sample_rate)
     n_frames = round(seconds * fps)
     audio = render_audio(audio_params, n_samples, sample_rate, clip_rng)
@@ -184,7 +190,12 @@ def write_synthetic_dataset(
     for scene, location_id, segment, city, loc_index in plan_clips(classes, clips_per_class):
         class_index = classes.index(scene)
         stem = f"{scene}-{city}-{location_id}-{segment}"
-        location_rng = np.random.default_rng([seed, class_index, location_id])
+        # The two classes of an audio group share each location's sound draw, and the two of a
+        # visual group its look: no finite set of locations can then hold a chance difference
+        # between the pair that a branch could learn (it would not hold on new locations).
+        audio_group, visual_group = scene_groups(scene)
+        location_rng = np.random.default_rng([seed, AUDIO_TAG, audio_group, loc_index])
+        visual_rng = np.random.default_rng([seed, VISUAL_TAG, visual_group, loc_index])
         clip_rng = np.random.default_rng([seed, class_index, location_id, segment + 1])
         write_clip_files(
             root / "audio" / f"{stem}.wav",
@@ -197,6 +208,7 @@ def write_synthetic_dataset(
             height=height,
             fps=fps,
             sample_rate=sample_rate,
+            visual_location_rng=visual_rng,
         )
         clips.append(
             SynthClip(

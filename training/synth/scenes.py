@@ -285,11 +285,16 @@ class _Disc:
     rgb: tuple[int, int, int]
 
 
+DISC_MAX_SATURATION: Final[int] = 48  # of OpenCV's 0..255 HSV saturation
+
+
 def _random_discs(rng: np.random.Generator, width: int, height: int) -> list[_Disc]:
     discs = []
     for _ in range(int(rng.integers(2, 5))):
         hue = int(rng.integers(0, 180))
-        hsv = np.array([[[hue, int(rng.integers(40, 200)), int(rng.integers(60, 240))]]], np.uint8)
+        # Pale discs: passers-by that move and occlude but do not carry another group's colour
+        # (saturated discs of any hue taught small models to read the discs, not the scene).
+        hsv = np.array([[[hue, int(rng.integers(0, DISC_MAX_SATURATION)), int(rng.integers(60, 240))]]], np.uint8)
         rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
         speed = rng.uniform(0.05, 0.4) * width  # pixels per second
         angle = rng.uniform(0, 2 * np.pi)

@@ -62,8 +62,16 @@ def relaunch_command(argv: list[str], device: str = "auto") -> list[str] | None:
             f"--nproc_per_node={n}", "-m", "training", *argv]
 
 
-def init_runtime(device: str = "auto") -> Runtime:
-    """CUDA when present (or asked for), else CPU; joins the torchrun group when launched by it."""
+def init_runtime(device: str = "auto", threads: int = 0) -> Runtime:
+    """CUDA when present (or asked for), else CPU; joins the torchrun group when launched by it.
+
+    ``threads`` > 0 caps torch's intra-op threads: on a shared machine, OpenMP workers that spin
+    against other processes make small-kernel training several times slower than one thread.
+    """
+    if threads < 0:
+        raise ValueError(f"threads={threads}; expected 0 (torch's default) or more")
+    if threads:
+        torch.set_num_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

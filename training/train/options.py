@@ -73,7 +73,7 @@ SMALL_RECIPE: dict[Step, StepOptions] = {
 
 DEMO_RECIPE: dict[Step, StepOptions] = {
     **SMALL_RECIPE,
-    "audio": SMALL_RECIPE["audio"].replace(max_epochs=12, crops_per_clip=4),
+    "audio": SMALL_RECIPE["audio"].replace(max_epochs=10, crops_per_clip=4),
     "visual": SMALL_RECIPE["visual"].replace(lr=1e-3, unfrozen_epochs=0),
     "finetune": SMALL_RECIPE["finetune"].replace(max_epochs=0),
 }

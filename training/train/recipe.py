@@ -45,6 +45,8 @@ class RunOptions:
     """Where decoded clips are cached; default ~/.cache/avstream/<hash of the data path>."""
     backbone_weights: Path | None = None
     progress: bool = True
+    threads: int = 0
+    """torch intra-op threads (0: torch's default, one per core)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, Any]:
     from training.evaluate import evaluate_model
 
-    runtime = init_runtime(opts.device)
+    runtime = init_runtime(opts.device, opts.threads)
     opts.out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(opts)
     t0 = time.perf_counter()

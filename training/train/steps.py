@@ -11,6 +11,7 @@ that every output the daemon may fall back on stays a calibrated classifier.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,15 +77,51 @@ class FrozenOutputs:
         return probs, steps
 
 
+class FrameFeatureMemo:
+    """Frame features of a cache under given backbone weights, kept between the steps of one
+    recipe process: the visual step's frozen phase and the fusion step encode the same frames
+    with the same frozen backbone, and encoding every frame is the costliest part of both.
+    Bounded to the last few (cache, weights) pairs."""
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self._items: dict[tuple[str, str], list[torch.Tensor]] = {}
+
+    @staticmethod
+    def key(model: AVSceneNet, index: CropIndex) -> tuple[str, str]:
+        h = hashlib.sha1()
+        for name, t in model.visual.encoder.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return str(index.cache.directory), h.hexdigest()
+
+    def get(self, key: tuple[str, str]) -> list[torch.Tensor] | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, str], value: list[torch.Tensor]) -> None:
+        self._items[key] = value
+        while len(self._items) > self.capacity:
+            self._items.pop(next(iter(self._items)))
+
+
+FRAME_MEMO = FrameFeatureMemo()
+
+
 @torch.no_grad()
 def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device) -> list[torch.Tensor]:
     model.eval()
+    key = FRAME_MEMO.key(model, index)
+    memo = FRAME_MEMO.get(key)
+    if memo is not None:
+        log.info("frame features of %s reused (same backbone weights)", key[0])
+        return memo
     out = []
     for i in range(len(index)):
         frames = index.cache.frames(i)
         feats = [model.encode_frames(torch.from_numpy(np.array(frames[j:j + FEATURE_BATCH])).to(device))
                  for j in range(0, len(frames), FEATURE_BATCH)]
         out.append(torch.cat(feats).cpu())
+    FRAME_MEMO.put(key, out)
     return out
 
 
