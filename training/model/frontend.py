@@ -53,16 +53,17 @@ class AudioFrontend(nn.Module):
         self.register_buffer("band_weights", torch.from_numpy(weights), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        # First and last channel: stereo stays (L, R); mono becomes (M, M).
-        x = torch.cat([wave[:, :1], wave[:, -1:]], dim=1)
+        # First and last channel: stereo stays (L, R); mono becomes (M, M). The side channel is
+        # subtracted in the waveform, where it is exact: STFT(L) - STFT(R) would cancel two
+        # large float32 sums and leave rounding noise that differs between runtimes.
+        left, right = wave[:, :1], wave[:, -1:]
+        x = torch.cat([left, right, left - right], dim=1)
         batch = x.shape[0]
-        x = x.reshape(batch * 2, 1, x.shape[-1])
+        x = x.reshape(batch * 3, 1, x.shape[-1])
         x = F.pad(x, (self.pad, self.pad))
-        spec = F.conv1d(x, self.stft_kernel, stride=self.hop)  # (2B, 2*bins, frames)
+        spec = F.conv1d(x, self.stft_kernel, stride=self.hop)  # (3B, 2*bins, frames)
         frames = spec.shape[-1]
-        spec = spec.reshape(batch, 2, 2, self.n_bins, frames)  # (B, L/R, re/im, bins, frames)
-        side = spec[:, 0:1] - spec[:, 1:2]  # STFT is linear: STFT(L - R) = STFT(L) - STFT(R)
-        spec = torch.cat([spec, side], dim=1)  # (B, 3, re/im, bins, frames)
+        spec = spec.reshape(batch, 3, 2, self.n_bins, frames)  # (B, L/R/L-R, re/im, bins, frames)
         power = spec[:, :, 0] ** 2 + spec[:, :, 1] ** 2  # (B, 3, bins, frames)
         bands = torch.matmul(self.band_weights, power)  # (B, 3, n_bands, frames)
         # A floor by max, not by adding: the exported graph's optimiser drops `x + 1e-10` as a
