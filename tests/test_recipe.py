@@ -159,3 +159,23 @@ def test_cpu_runs_are_seeded_and_repeatable(trained_run: Path, synth_dataset: Pa
     assert a.train_state["history"][0][-1]["val_loss"] == b.train_state["history"][0][-1]["val_loss"]
     for k in a.state_dict:
         assert torch.equal(a.state_dict[k], b.state_dict[k]), k
+
+
+def test_frame_feature_memo_keys_name_the_clips_not_only_the_cache_folder() -> None:
+    """Train and evaluate splits share one cache folder; their features must never be swapped."""
+    from types import SimpleNamespace
+
+    from training.model import AVSceneNet
+    from training.train.steps import FrameFeatureMemo
+
+    model = AVSceneNet(SMALL)
+
+    def index(stems: list[str]) -> SimpleNamespace:
+        clips = [SimpleNamespace(stem=s) for s in stems]
+        return SimpleNamespace(cache=SimpleNamespace(directory=Path("/cache/sr16000_px64"), clips=clips))
+
+    train, val = index(["a-1", "b-1"]), index(["a-2", "b-2"])
+    assert FrameFeatureMemo.key(model, train) != FrameFeatureMemo.key(model, val)  # type: ignore[arg-type]
+    assert FrameFeatureMemo.key(model, train) == FrameFeatureMemo.key(model, index(["a-1", "b-1"]))  # type: ignore[arg-type]
+    other = AVSceneNet(SMALL)
+    assert FrameFeatureMemo.key(model, train)[1] != FrameFeatureMemo.key(other, train)[1]  # type: ignore[arg-type]

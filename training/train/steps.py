@@ -89,11 +89,13 @@ class FrameFeatureMemo:
 
     @staticmethod
     def key(model: AVSceneNet, index: CropIndex) -> tuple[str, str]:
+        """(the clips, the weights): splits share one cache directory, so name the clips."""
+        clips = hashlib.sha1("\n".join(c.stem for c in index.cache.clips).encode())
         h = hashlib.sha1()
         for name, t in model.visual.encoder.state_dict().items():
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return str(index.cache.directory), h.hexdigest()
+        return f"{index.cache.directory}:{clips.hexdigest()[:12]}", h.hexdigest()
 
     def get(self, key: tuple[str, str]) -> list[torch.Tensor] | None:
         return self._items.get(key)
