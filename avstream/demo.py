@@ -30,7 +30,7 @@ DEMO_DATA_SEED = 2026
 DEMO_STREAM_SEED = 7
 DEMO_SCENES = ("park", "metro", "street_traffic", "airport", "tram", "shopping_mall",
                "bus", "public_square")
-DEMO_SECONDS_PER_SCENE = 8.0
+DEMO_SECONDS_PER_SCENE = 15.0  # long enough that the ~1.5 s a change takes stays under 10% of windows
 
 
 @dataclass(frozen=True)
