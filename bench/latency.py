@@ -1,0 +1,443 @@
+"""Per-hop latency of the daemon, stage by stage, against the PyTorch eager loop a user would write.
+
+    python bench/latency.py [--json] [--config paper|small] [--model BUNDLE ...] [--iters N]
+
+What a "hop" is here: exactly what the daemon does every 0.2 s at the default hop. The
+daemon's own ``Pipeline`` (conformer, audio ring, frame store with its INTER_AREA resize,
+window scheduler, ``Engine`` with its feature cache, smoother, hop record) is fed one 0.2-s
+audio block at the model's rate and one new camera frame per hop, and the wall time of those
+two ``feed`` calls is the hop. The stages (audio graph, frame graph on the one new frame, head
+graph, smoothing) are the pipeline's own per-hop latencies; the daemon's overhead is the hop
+minus the three graphs. Output sinks (JSON lines, the terminal view) are left out.
+
+The baseline is the same hop in PyTorch eager (``AVSceneNet``: encode the new frame, reuse
+the four cached features, audio branch, head) under ``torch.inference_mode`` with as many
+intra-op threads as ONNX Runtime has, on the same windows. ``torch_over_ort`` is eager time
+divided by ONNX Runtime time for the three graphs of a hop (p50 over p50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/latency.py`: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from avstream.bundle.loader import load_bundle  # noqa: E402
+from avstream.errors import AvstreamError  # noqa: E402
+from avstream.inference.engine import Engine  # noqa: E402
+from avstream.inference.session import CPU, SessionConfig  # noqa: E402
+from avstream.media.frames import resize_frame  # noqa: E402
+from avstream.outputs.records import HopRecord, RunInfo  # noqa: E402
+from avstream.outputs.summary import RunSummary  # noqa: E402
+from avstream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from avstream.sources.base import AudioBlock, SourceInfo, VideoFrame  # noqa: E402
+from avstream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
+from bench.common import (  # noqa: E402
+    CONFIG_NAMES,
+    MODEL_SEED,
+    PROVIDER_SHORT,
+    PROVIDER_VARIANTS,
+    bundle_config,
+    finite_or_none,
+    fmt_ms,
+    load_average,
+    machine_info,
+    percentiles,
+    prepare_bundle,
+    table,
+    timed_providers,
+    write_json,
+)
+
+log = logging.getLogger("bench.latency")
+
+DEFAULT_ITERS = 300
+DEFAULT_WARMUP = 20
+CAMERA_WIDTH = 640
+CAMERA_HEIGHT = 480
+"""Frames arrive at a webcam's usual size, so the daemon's resize to the model's side is timed."""
+POOL = 8
+"""Distinct pre-generated audio blocks and camera frames, cycled (generating them is not timed)."""
+DATA_SEED = 0
+NOISE_LEVEL = 0.1
+GRAPH_STAGES: tuple[str, ...] = ("frame", "audio", "head")
+
+
+@dataclass
+class HopCollector:
+    """A pipeline sink that keeps each hop's stage latencies (the daemon's own measurements)."""
+
+    records: list[HopRecord] = field(default_factory=list)
+
+    def start(self, info: RunInfo) -> None:
+        self.info = info
+
+    def hop(self, record: HopRecord) -> None:
+        self.records.append(record)
+
+    def end(self, summary: RunSummary) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class HopData:
+    """Pre-generated stream material: audio blocks at the model rate and camera-sized frames."""
+
+    blocks: list[np.ndarray]
+    """(channels, hop samples) float32."""
+    frames: list[np.ndarray]
+    """(CAMERA_HEIGHT, CAMERA_WIDTH, 3) uint8 RGB."""
+    sample_rate: int
+    hop_s: float
+
+    @classmethod
+    def make(cls, sample_rate: int, channels: int, hop_ms: int) -> HopData:
+        rng = np.random.default_rng(DATA_SEED)
+        n = sample_rate * hop_ms // MS_PER_S
+        blocks = [np.clip(rng.standard_normal((channels, n)) * NOISE_LEVEL, -1, 1)
+                  .astype(np.float32) for _ in range(POOL)]
+        frames = [rng.integers(0, 256, (CAMERA_HEIGHT, CAMERA_WIDTH, 3), dtype=np.uint8)
+                  for _ in range(POOL)]
+        return cls(blocks, frames, sample_rate, hop_ms / MS_PER_S)
+
+    def block(self, i: int) -> np.ndarray:
+        return self.blocks[i % POOL]
+
+    def frame(self, i: int) -> np.ndarray:
+        return self.frames[i % POOL]
+
+    def window_wave(self, i: int, window_blocks: int) -> np.ndarray:
+        """The window that ends with hop i's block: what the pipeline reads from its ring."""
+        return np.concatenate([self.block(j) for j in range(i - window_blocks + 1, i + 1)], axis=1)
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    provider: str
+    variant: str
+    bundle: str
+    providers_run: dict[str, tuple[str, ...]]
+    threads: int
+    stages: dict[str, dict[str, Any]]
+    overhead_pct: float | None
+    rtf: float | None
+    frames_encoded_per_hop: float
+    hop_samples_ms: list[float]
+
+    @property
+    def label(self) -> str:
+        return f"{PROVIDER_SHORT.get(self.provider, self.provider)} {self.variant}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider, "variant": self.variant, "bundle": self.bundle,
+            "providers_run": {k: list(v) for k, v in self.providers_run.items()},
+            "intra_threads": self.threads, "stages_ms": self.stages,
+            "overhead_pct": self.overhead_pct, "rtf": self.rtf,
+            "frames_encoded_per_hop": self.frames_encoded_per_hop,
+        }
+
+
+def _feed_hop(pipeline: Pipeline, data: HopData, i: int) -> float:
+    """Hop i as a camera and a microphone deliver it; returns the wall ms of both feeds."""
+    t = i * data.hop_s
+    block = data.block(i)
+    frame = data.frame(i)
+    t0 = time.perf_counter()
+    pipeline.feed(AudioBlock(t_start=t, samples=block, sample_rate=data.sample_rate))
+    pipeline.feed(VideoFrame(t, frame))
+    return (time.perf_counter() - t0) * 1e3
+
+
+def time_daemon_hops(engine: Engine, iters: int, warmup: int,
+                     hop_ms: int = DEFAULT_HOP_MS) -> tuple[dict[str, list[float]], float]:
+    """Run warm-up + ``iters`` hops through the daemon's pipeline; per-stage ms of each timed hop
+    and the mean number of frames encoded per hop."""
+    spec = engine.spec
+    data = HopData.make(spec.sample_rate, spec.channels, hop_ms)
+    collector = HopCollector()
+    pipeline = Pipeline(engine, PipelineConfig(hop_ms=hop_ms), [collector], clock=None)
+    pipeline.begin(SourceInfo(name="bench: synthetic camera + microphone", has_audio=True,
+                              has_video=True, live=False, audio_rate_hz=spec.sample_rate,
+                              audio_channels=spec.channels, video_width=CAMERA_WIDTH,
+                              video_height=CAMERA_HEIGHT, video_fps=MS_PER_S / hop_ms))
+    window_hops = round(spec.window_seconds * MS_PER_S / hop_ms)
+    out: dict[str, list[float]] = {k: [] for k in (*GRAPH_STAGES, "smooth", "pipeline_total",
+                                                   "hop", "graphs", "overhead")}
+    encoded = 0
+    i = 0
+    while len(out["hop"]) < iters:
+        n_before = len(collector.records)
+        ms = _feed_hop(pipeline, data, i)
+        i += 1
+        if len(collector.records) != n_before + 1:
+            if i > window_hops + 1:
+                raise RuntimeError(f"hop {i} produced {len(collector.records) - n_before} "
+                                   f"windows; expected exactly one per hop")
+            continue  # the first window needs a whole window of media
+        if i <= window_hops + warmup:
+            continue
+        lat = collector.records[-1].latency_ms
+        graphs = sum(lat[k] for k in GRAPH_STAGES)
+        for k in GRAPH_STAGES:
+            out[k].append(lat[k])
+        out["smooth"].append(lat["smooth"])
+        out["pipeline_total"].append(lat["total"])
+        out["hop"].append(ms)
+        out["graphs"].append(graphs)
+        out["overhead"].append(ms - graphs)
+        encoded += collector.records[-1].frames_encoded
+        if len(collector.records) > 2 * window_hops:
+            del collector.records[:-1]  # keep memory flat over long runs
+    return out, encoded / max(1, iters)
+
+
+def summarise(samples: dict[str, list[float]], frames_per_hop: float, hop_ms: int) -> tuple[
+        dict[str, dict[str, Any]], float | None, float | None]:
+    stages = {k: percentiles(v) for k, v in samples.items()}
+    if frames_per_hop > 0:
+        stages["frame_per_frame"] = percentiles(x / frames_per_hop for x in samples["frame"])
+    hop_mean = float(np.mean(samples["hop"]))
+    overhead_pct = finite_or_none(100.0 * float(np.mean(samples["overhead"])) / hop_mean)
+    rtf = finite_or_none(hop_mean / hop_ms)  # compute seconds per second of stream
+    return stages, overhead_pct, rtf
+
+
+def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
+                 warmup: int) -> VariantResult:
+    bundle = load_bundle(bundle_dir)
+    engine = Engine(bundle, SessionConfig(provider=provider, intra_threads=threads))
+    ran = {p[0] for p in engine.providers.values()}
+    if ran != {provider}:
+        log.warning("%s: asked for %s, onnxruntime runs %s", bundle_dir, provider, ran)
+    samples, per_hop = time_daemon_hops(engine, iters, warmup)
+    stages, overhead_pct, rtf = summarise(samples, per_hop, DEFAULT_HOP_MS)
+    opts_threads = engine.frame.session.get_session_options().intra_op_num_threads
+    return VariantResult(
+        provider=provider, variant=bundle.variant, bundle=str(bundle_dir),
+        providers_run=engine.providers, threads=opts_threads, stages=stages,
+        overhead_pct=overhead_pct, rtf=rtf, frames_encoded_per_hop=per_hop,
+        hop_samples_ms=[round(x, 3) for x in samples["hop"]],
+    )
+
+
+def time_torch_eager(config: dict[str, Any], threads: int, iters: int, warmup: int,
+                     hop_ms: int = DEFAULT_HOP_MS) -> dict[str, Any]:
+    """The same hops in PyTorch eager: new frame encoded, four cached features, audio, head."""
+    import torch
+
+    from training.config import ModelConfig
+    from training.model import AVSceneNet
+
+    cfg = ModelConfig.from_dict(config)
+    torch.set_num_threads(threads)
+    torch.manual_seed(MODEL_SEED)
+    model = AVSceneNet(cfg).eval()
+    data = HopData.make(cfg.sample_rate, 2, hop_ms)
+    window_blocks = round(MS_PER_S / hop_ms)
+    fpw = cfg.frames_per_window
+    out: dict[str, list[float]] = {k: [] for k in (*GRAPH_STAGES, "graphs")}
+    cache: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for i in range(window_blocks - 1, window_blocks + warmup + iters):
+            wave = torch.from_numpy(data.window_wave(i, window_blocks)).unsqueeze(0)
+            new = torch.from_numpy(resize_frame(data.frame(i), cfg.frame_size)).unsqueeze(0)
+            t0 = time.perf_counter()
+            cache.append(model.encode_frames(new)[0])
+            del cache[:-fpw]
+            feats = torch.stack(cache if len(cache) == fpw else [cache[0]] * (fpw - len(cache))
+                                + cache).unsqueeze(0)
+            t1 = time.perf_counter()
+            audio_probs, audio_steps = model.audio(wave)
+            t2 = time.perf_counter()
+            _visual, _early, final = model.head(feats, audio_steps, audio_probs)
+            float(final[0, 0])  # the result is used, as a user's loop would
+            t3 = time.perf_counter()
+            if i < window_blocks + warmup:
+                continue
+            for k, a, b in (("frame", t0, t1), ("audio", t1, t2), ("head", t2, t3)):
+                out[k].append((b - a) * 1e3)
+            out["graphs"].append((t3 - t0) * 1e3)
+    return {
+        "torch": torch.__version__, "intra_threads": torch.get_num_threads(),
+        "stages_ms": {k: percentiles(v) for k, v in out.items()},
+        "hop_samples_ms": [round(x, 3) for x in out["graphs"]],
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """(provider, bundle dir) pairs to time, and the config of the model behind them."""
+
+    runs: list[tuple[str, Path]]
+    config: dict[str, Any]
+    source: str
+    not_measured: list[str]
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    providers = timed_providers(args.provider)
+    not_measured = [f"{p}: not available in this onnxruntime (measured automatically where "
+                    f"it is)" for p in PROVIDER_VARIANTS if p not in providers and args.provider is None]
+    runs: list[tuple[str, Path]] = []
+    if args.model:
+        for path in args.model:
+            bundle = load_bundle(path)
+            for p in providers:
+                runs.append((p, Path(path)))
+            log.info("bundle %s: variant %s", path, bundle.variant)
+        config = bundle_config(Path(args.model[0]))
+        source = f"bundles {', '.join(str(m) for m in args.model)}"
+    else:
+        for p in providers:
+            for variant in PROVIDER_VARIANTS[p]:
+                runs.append((p, prepare_bundle(args.config, variant, args.cache)))
+        config = bundle_config(runs[0][1])
+        source = f"untrained {args.config} model (torch.manual_seed({MODEL_SEED}))"
+    return Plan(runs=runs, config=config, source=source, not_measured=not_measured)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    machine = machine_info()
+    p = plan(args)
+    threads = args.threads or machine.ort_threads
+    results = []
+    for provider, path in p.runs:
+        log.info("timing %s on %s", path, provider)
+        results.append(time_variant(path, provider, threads, args.iters, args.warmup))
+    eager = None if args.no_torch else time_torch_eager(p.config, threads, args.iters, args.warmup)
+
+    def pick(variant: str) -> VariantResult | None:
+        for provider in (CPU, *PROVIDER_VARIANTS):
+            for r in results:
+                if r.provider == provider and r.variant == variant:
+                    return r
+        return None
+
+    primary = pick("fp32") or results[0]
+    int8 = pick("int8")
+    torch_over_ort = torch_over_hop = torch_over_int8 = None
+    if eager is not None and primary.provider == CPU:
+        torch_p50 = eager["stages_ms"]["graphs"]["p50"]
+        torch_over_ort = finite_or_none(torch_p50 / primary.stages["graphs"]["p50"])
+        torch_over_hop = finite_or_none(torch_p50 / primary.stages["hop"]["p50"])
+        if int8 is not None and int8.provider == CPU:
+            torch_over_int8 = finite_or_none(torch_p50 / int8.stages["graphs"]["p50"])
+    samples = {r.label: r.hop_samples_ms for r in results}
+    if eager is not None:
+        samples["torch eager (graphs only)"] = eager.pop("hop_samples_ms")
+    return {
+        "hop_p50_ms": primary.stages["hop"]["p50"],
+        "hop_p95_ms": primary.stages["hop"]["p95"],
+        "hop_p99_ms": primary.stages["hop"]["p99"],
+        "rtf": primary.rtf,
+        "overhead_pct": primary.overhead_pct,
+        "torch_over_ort": torch_over_ort,
+        "torch_over_ort_hop": torch_over_hop,
+        "torch_over_ort_int8": torch_over_int8,
+        "int8_hop_p50_ms": None if int8 is None else int8.stages["hop"]["p50"],
+        "int8_hop_p99_ms": None if int8 is None else int8.stages["hop"]["p99"],
+        "primary": primary.label,
+        "machine": machine.to_dict(),
+        "load_avg_at_end": load_average(),
+        "model": {"source": p.source, "preset": p.config.get("preset"),
+                  "frame_size": p.config.get("frame_size"),
+                  "sample_rate": p.config.get("sample_rate")},
+        "settings": {"iters": args.iters, "warmup": args.warmup, "hop_ms": DEFAULT_HOP_MS,
+                     "intra_threads": threads, "camera": f"{CAMERA_WIDTH}x{CAMERA_HEIGHT}",
+                     "new_frames_per_hop": 1, "batch": 1},
+        "variants": [r.to_dict() for r in results],
+        "torch_eager": eager,
+        "not_measured": p.not_measured,
+        "hop_samples_ms": samples,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [f"machine: {m['cpu_model']}, {m['usable_cpus']} usable cores, onnxruntime "
+             f"{m['onnxruntime']} {m['providers_available']}, load {m['load_avg_1_5_15']}",
+             f"model: {report['model']['source']}; {report['settings']['iters']} hops after "
+             f"{report['settings']['warmup']} warm-up hops, {report['settings']['intra_threads']} "
+             f"intra-op threads", ""]
+    rows = []
+    stages = ("audio", "frame_per_frame", "head", "smooth", "graphs", "overhead", "hop")
+    for v in report["variants"]:
+        s = v["stages_ms"]
+        label = f"{PROVIDER_SHORT.get(v['provider'], v['provider'])} {v['variant']}"
+        for k in stages:
+            rows.append([label, k, fmt_ms(s[k]["p50"]), fmt_ms(s[k]["p95"]), fmt_ms(s[k]["p99"])])
+        rows.append([label, "rtf / overhead",
+                     f"{v['rtf']:.3f}" if v["rtf"] is not None else "-",
+                     f"{v['overhead_pct']:.1f}%" if v["overhead_pct"] is not None else "-", ""])
+    if report["torch_eager"] is not None:
+        s = report["torch_eager"]["stages_ms"]
+        for k in ("audio", "frame", "head", "graphs"):
+            rows.append(["torch eager", k, fmt_ms(s[k]["p50"]), fmt_ms(s[k]["p95"]),
+                         fmt_ms(s[k]["p99"])])
+    lines.append(table(["variant", "stage (ms)", "p50", "p95", "p99"], rows))
+    lines.append("")
+    ratio = report["torch_over_ort"]
+    lines.append(f"hop p50 {fmt_ms(report['hop_p50_ms'])} ms, p99 {fmt_ms(report['hop_p99_ms'])} "
+                 f"ms ({report['primary']}); int8 hop p50 {fmt_ms(report['int8_hop_p50_ms'])} ms; "
+                 f"torch eager / ORT: {'-' if ratio is None else f'{ratio:.2f}x'}")
+    for line in report["not_measured"]:
+        lines.append(f"not measured: {line}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--out", type=Path, help="also write the JSON to this file")
+    ap.add_argument("--plot", type=Path, help="write the hop latency PNG here")
+    ap.add_argument("--config", choices=CONFIG_NAMES, default="paper",
+                    help="untrained model to build and time (default: paper)")
+    ap.add_argument("--model", type=Path, action="append",
+                    help="time this bundle instead (repeatable: e.g. an fp32 and an int8 bundle)")
+    ap.add_argument("--provider", help="time only this provider (cpu, cuda)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="intra-op threads (0: the daemon's default for this machine)")
+    ap.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="timed hops per variant")
+    ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed hops first")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager baseline")
+    ap.add_argument("--cache", type=Path, help="bundle cache (default ~/.cache/avstream/bench)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0 or args.threads < 0:
+        ap.error(f"--iters {args.iters}, --warmup {args.warmup}, --threads {args.threads}; "
+                 f"expected iters >= 1, warmup >= 0, threads >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s", stream=sys.stderr)
+    try:
+        report = run(args)
+    except AvstreamError as e:
+        print(f"bench/latency.py: {e}", file=sys.stderr)
+        return e.exit_code
+    text = write_json(report, args.out)
+    if args.plot is not None:
+        from bench.plot import plot_hop_latency
+
+        plot_hop_latency(report, args.plot)
+    print(text if args.json else render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

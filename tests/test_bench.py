@@ -1,0 +1,77 @@
+"""Smoke test of the benchmarks: both scripts run end to end on the SMALL model and report
+every figure the issue asks for as a number. No timing is asserted; only what the benchmark
+counts (frames encoded per hop with and without the feature cache) is checked."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LATENCY_KEYS = ("hop_p50_ms", "hop_p99_ms", "rtf", "torch_over_ort", "int8_hop_p50_ms",
+                "overhead_pct")
+STREAM_KEYS = ("windows_per_s", "rtf", "cpu_pct", "rss_peak_mb", "rss_growth_pct",
+               "encodes_per_stream_s_cached", "encodes_per_stream_s_uncached", "idle_cpu_pct")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    env = os.environ.get("AVSTREAM_TEST_CACHE")
+    if env:
+        path = Path(env) / "bench"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+def _run(script: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--json", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None:
+    png = tmp_path / "hop.png"
+    report = _run("latency.py", "--config", "small", "--iters", "5", "--warmup", "2",
+                  "--cache", str(bench_cache), "--plot", str(png))
+    for key in LATENCY_KEYS:
+        assert _is_number(report[key]), (key, report[key])
+    variants = {(v["provider"], v["variant"]) for v in report["variants"]}
+    assert ("CPUExecutionProvider", "fp32") in variants
+    assert ("CPUExecutionProvider", "int8") in variants
+    for v in report["variants"]:
+        # The daemon's hop brings one new frame: the cache must spare the other four.
+        assert v["frames_encoded_per_hop"] == 1.0
+        for stage in ("audio", "frame_per_frame", "head", "smooth", "hop", "overhead"):
+            assert v["stages_ms"][stage]["n"] == 5
+            assert _is_number(v["stages_ms"][stage]["p99"])
+    assert report["machine"]["cpu_model"]
+    assert "CPUExecutionProvider" in report["machine"]["providers_available"]
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_stream_reports_every_figure(bench_cache: Path) -> None:
+    report = _run("stream.py", "--config", "small", "--minutes", "0.2",
+                  "--uncached-minutes", "0.1", "--idle-seconds", "0.5",
+                  "--cache", str(bench_cache))
+    for key in STREAM_KEYS:
+        assert _is_number(report[key]), (key, report[key])
+    assert report["windows"] >= 50  # 12 s of stream at 5 hops per second, after the first second
+    assert report["counters"]["corrupt_packets"] == 0
+    # Cache on: about one encode per hop (5 per stream second); off: every frame of every window.
+    cached = report["encodes_per_stream_s_cached"]
+    uncached = report["encodes_per_stream_s_uncached"]
+    assert 5.0 <= cached < 6.0
+    assert uncached == pytest.approx(25.0)
