@@ -19,6 +19,7 @@ import numpy as np
 
 DEFAULT_PNG = Path(__file__).resolve().parent / "hop_latency.png"
 BINS = 80
+NICE_TICKS_MS: tuple[float, ...] = tuple(m * 10.0**e for e in range(-1, 5) for m in (1, 1.5, 2, 3, 5, 7))
 DPI = 120
 
 
@@ -46,9 +47,9 @@ def plot_hop_latency(report: Mapping[str, Any], path: Path) -> Path:
         ax.axvline(p50, color=color, linestyle="--", linewidth=1)
         ax.axvline(p99, color=color, linestyle=":", linewidth=1)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.tick_params(axis="x", which="both", labelsize=8)
+    ticks = [t for t in NICE_TICKS_MS if bins[0] <= t <= bins[-1]]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("ms per hop (log scale; dashed p50, dotted p99)")
     ax.set_ylabel("hops")
     m = report.get("machine", {})
