@@ -107,7 +107,7 @@ class ExportInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"opset": self.opset, "exporter": self.exporter, "exporters": dict(self.exporters),
                 **dict(self.versions), "created_utc": self.created_utc,
-                "check": _plain(self.check)}
+                "check": plain(self.check)}
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
-                "step": self.step, "config": _plain(self.config),
-                "training_data": _plain(self.training_data), "metrics": _plain(self.metrics)}
+                "step": self.step, "config": plain(self.config),
+                "training_data": plain(self.training_data), "metrics": plain(self.metrics)}
 
 
 @dataclass(frozen=True)
@@ -202,12 +202,12 @@ class Manifest:
         return parse_manifest(d)
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
     """Mappings and tuples back to JSON's dicts and lists."""
     if isinstance(v, Mapping):
-        return {k: _plain(x) for k, x in v.items()}
+        return {k: plain(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     return v
 
 

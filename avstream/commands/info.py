@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from avstream.bundle.loader import Bundle, load_bundle
-from avstream.bundle.manifest import Manifest, TensorSpec
+from avstream.bundle.manifest import Manifest, TensorSpec, plain
 from avstream.cli import app
 
 SHA_SHOWN = 16  # hex digits shown per file; --json has them all
@@ -31,18 +31,10 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, Mapping):
-        return json.dumps(_plain(v), default=str)
+        return json.dumps(plain(v), default=str)
     if isinstance(v, list | tuple):
         return ", ".join(_fmt(x) for x in v)
     return str(v)
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _kv(title: str, rows: dict[str, Any]) -> Table:
