@@ -243,6 +243,10 @@ def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
 
 
 class _FusionLoss(nn.Module):
+    """The fusion step's loss as a module, so DDP can wrap it. Only early and late fusion are
+    registered; the whole model is held in a list so DDP neither syncs the frozen branches'
+    buffers nor counts their parameters."""
+
     def __init__(self, model: AVSceneNet) -> None:
         super().__init__()
         self.early, self.late, self.model = model.early, model.late, [model]
