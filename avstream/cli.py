@@ -22,16 +22,17 @@ app = typer.Typer(
 )
 
 
+COMMANDS: tuple[str, ...] = ("info", "replay", "live", "devices", "demo")
+"""Modules of avstream/commands/ that register a command on ``app`` when imported."""
+
+
 def _register() -> None:
-    """Commands register themselves on ``app``; a module not written yet is simply absent."""
+    """Import every command module; one that is missing or broken is an internal error (exit 1
+    with its traceback), never a command that quietly disappears from ``--help``."""
     import importlib
 
-    for name in ("info", "replay", "live", "devices", "demo"):
-        try:
-            importlib.import_module(f"avstream.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"avstream.commands.{name}":
-                raise
+    for name in COMMANDS:
+        importlib.import_module(f"avstream.commands.{name}")
 
 
 def main() -> None:

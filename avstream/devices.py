@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import platform
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,9 +26,10 @@ _VIDEO_NODE: Final[re.Pattern[str]] = re.compile(r"^video(\d+)$")
 
 @dataclass(frozen=True)
 class CameraDevice:
-    """A local camera that opened and delivered a frame."""
+    """A camera that opened and delivered a frame."""
 
-    index: int
+    index: int | str
+    """A local device index, or the stream URL it was asked to probe."""
     backend: str
     width: int
     height: int
@@ -68,15 +70,15 @@ def camera_candidates() -> list[int]:
     return list(range(PROBE_INDICES))
 
 
-def probe_camera(index: int) -> CameraDevice | None:
-    """Open one index and read one frame; None if either fails."""
+def probe_camera(index: int | str) -> CameraDevice | None:
+    """Open one index or stream URL and read one frame; None if either fails."""
     cap = open_capture(index, PROBE_OPEN_TIMEOUT_MS)
     if cap is None:
         return None
     try:
         ok, frame = cap.read()
         if not ok or frame is None:
-            log.info("camera %d opened but gave no frame", index)
+            log.info("camera %s opened but gave no frame", index)
             return None
         return CameraDevice(
             index=index,
@@ -88,10 +90,12 @@ def probe_camera(index: int) -> CameraDevice | None:
         cap.release()
 
 
-def list_cameras() -> list[CameraDevice]:
-    return [c for c in (probe_camera(i) for i in camera_candidates()) if c is not None]
+def list_cameras(urls: Sequence[str] = ()) -> list[CameraDevice]:
+    """The local cameras that open, then each of ``urls`` (network cameras) that opens."""
+    candidates: list[int | str] = [*camera_candidates(), *urls]
+    return [c for c in (probe_camera(i) for i in candidates) if c is not None]
 
 
-def list_devices() -> DeviceList:
+def list_devices(camera_urls: Sequence[str] = ()) -> DeviceList:
     """Both kinds; DeviceError (one line) when PortAudio itself is missing."""
-    return DeviceList(audio_inputs=list_audio_inputs(), cameras=list_cameras())
+    return DeviceList(audio_inputs=list_audio_inputs(), cameras=list_cameras(camera_urls))

@@ -13,9 +13,11 @@ from avstream.devices import list_devices
 @app.command("devices")
 def devices(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    camera: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeated option
+        [], "--camera", help="Also probe this stream URL (repeatable): listed if it opens."),
 ) -> None:
     """List audio inputs (index, name, channels, default sample rate) and cameras that open."""
-    found = list_devices()
+    found = list_devices(camera)
     if as_json:
         print(json.dumps(found.to_dict(), indent=2))
         return
@@ -32,4 +34,4 @@ def devices(
     if not found.cameras:
         print("  (none opened; a stream URL can still be given to --camera)")
     for c in found.cameras:
-        print(f"  {c.index:3d}  {c.width}x{c.height}  [{c.backend}]")
+        print(f"  {c.index!s:>3}  {c.width}x{c.height}  [{c.backend}]")

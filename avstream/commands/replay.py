@@ -11,6 +11,7 @@ import typer
 from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
+from avstream.outputs.summary import write_summary_json
 from avstream.sources.media_file import MediaFileSource
 
 
@@ -34,6 +35,9 @@ def replay(
     hold: opt.Hold = opt.SMOOTHING_DEFAULTS.hold_hops,
     floor: opt.Floor = opt.SMOOTHING_DEFAULTS.floor,
     view: opt.View = None,
+    summary_json: Annotated[Path | None, typer.Option(
+        "--summary-json", help="Also write the exit summary as one JSON object to PATH "
+                               "(avstream/schemas/summary.schema.json).")] = None,
 ) -> None:
     """Replay a recording and print a label per hop (live view and/or JSON lines)."""
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
@@ -49,3 +53,5 @@ def replay(
           f"{'realtime' if realtime else 'fast'}", file=sys.stderr)
     summary = drive(source, engine, config, sinks, realtime=realtime)
     print(summary.render_text(), file=out)
+    if summary_json is not None:
+        write_summary_json(summary, summary_json)

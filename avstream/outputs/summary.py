@@ -6,19 +6,28 @@ log-spaced histogram (1 % resolution), the timeline keeps its newest segments.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avstream.outputs.records import Counters, RunInfo
+from avstream.errors import AvstreamError
+from avstream.outputs.records import MS_DECIMALS, Counters, RunInfo
 
 LATENCY_MIN_MS = 0.01
 LATENCY_MAX_MS = 100_000.0
 LATENCY_BIN_RATIO = 1.01  # 1 % wide bins: p50/p99 to within 1 %
 MAX_TIMELINE_SEGMENTS = 10_000
+TIME_DECIMALS = 6
+"""Stream seconds in JSON: microseconds, as ``t`` in the hop records."""
+
+
+def _round(x: float | None, decimals: int) -> float | None:
+    return None if x is None else round(x, decimals)
 
 
 class LatencyStats:
@@ -60,7 +69,7 @@ class Segment:
     modalities: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": round(self.start, 6), "end": round(self.end, 6), "label": self.label,
+        return {"start": round(self.start, TIME_DECIMALS), "end": round(self.end, TIME_DECIMALS), "label": self.label,
                 "modalities": list(self.modalities)}
 
 
@@ -110,13 +119,15 @@ class RunSummary:
     """Why the run ended: "end of stream", "stopped" (signal / stop()), or an error."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as ``--summary-json`` writes it (avstream/schemas/summary.schema.json)."""
         return {
             "info": None if self.info is None else self.info.to_dict(),
             "windows": self.windows,
-            "stream_start": self.stream_start,
-            "stream_end": self.stream_end,
-            "wall_seconds": round(self.wall_seconds, 3),
-            "latency_ms": self.latency_ms,
+            "stream_start": _round(self.stream_start, TIME_DECIMALS),
+            "stream_end": _round(self.stream_end, TIME_DECIMALS),
+            "wall_seconds": round(self.wall_seconds, MS_DECIMALS),
+            "latency_ms": {stage: {k: _round(v, MS_DECIMALS) for k, v in q.items()}
+                           for stage, q in self.latency_ms.items()},
             "timeline": [s.to_dict() for s in self.timeline],
             "timeline_forgotten": self.timeline_forgotten,
             "counters": self.counters.to_dict(),
@@ -152,3 +163,13 @@ class RunSummary:
             lines.append(f"    {s.start:9.2f} - {s.end:9.2f} s  {s.label:<18} "
                          f"[{'+'.join(s.modalities)}]")
         return "\n".join(lines)
+
+
+def write_summary_json(summary: RunSummary, path: Path) -> None:
+    """``summary.to_dict()`` as one JSON object in ``path`` (AvstreamError if it cannot be)."""
+    text = json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise AvstreamError(f"--summary-json {path} cannot be written ({e.strerror}); expected "
+                            f"a writable file path") from e
