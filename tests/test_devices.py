@@ -13,7 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_env import PulseServer, avstream_command, pulse_server
+from crafted_media import VIDEO_SIZE, frame_times, write_crafted
+from live_env import (
+    PulseServer,
+    avstream_command,
+    camera_url,
+    free_udp_port,
+    kill_group,
+    pulse_server,
+    require_camera_stack,
+    require_portaudio,
+    serve_camera,
+)
 
 from avstream.errors import EXIT_DEVICE
 from avstream.sources.microphone import PORTAUDIO_MISSING
@@ -62,7 +73,36 @@ def test_devices_json_lists_the_pulseaudio_source(pulse: PulseServer) -> None:
     assert pulse_in["default_sample_rate"] > 0
     assert isinstance(pulse_in["index"], int)
     assert sum(a["default"] for a in found["audio_inputs"]) <= 1
-    assert isinstance(found["cameras"], list)
+    if not list(Path("/dev").glob("video*")):  # no local camera node: none can be listed
+        assert found["cameras"] == []
+
+
+CAMERA_SECONDS = 20
+CAMERA_PROBE_TRIES = 5  # the UDP stream needs a moment (ffmpeg start-up, first keyframe)
+
+
+@pytest.mark.live
+def test_devices_json_lists_a_camera_that_opens(tmp_path: Path) -> None:
+    """The loopback UDP camera (ffmpeg, MPEG-TS) probed by ``--camera URL``: listed with the
+    size it sends; a URL where nothing is sent is not listed."""
+    require_camera_stack()
+    require_portaudio()
+    clip = write_crafted(tmp_path / "camera.mkv", frames=frame_times(0.0, 10.0, 10))
+    port, silent = free_udp_port(), free_udp_port()
+    camera = serve_camera(clip, port, max_seconds=CAMERA_SECONDS)
+    try:
+        for _ in range(CAMERA_PROBE_TRIES):
+            done = run_cli(["devices", "--json", "--camera", camera_url(port),
+                            "--camera", camera_url(silent)])
+            assert done.returncode == 0, done.stderr
+            cameras = json.loads(done.stdout)["cameras"]
+            if cameras:
+                break
+    finally:
+        kill_group(camera)
+    urls = [c for c in cameras if isinstance(c["index"], str)]
+    assert urls == [{"index": camera_url(port), "backend": "FFMPEG",
+                     "width": VIDEO_SIZE[0], "height": VIDEO_SIZE[1]}]
 
 
 @pytest.mark.live

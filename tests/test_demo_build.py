@@ -1,0 +1,80 @@
+"""``avstream demo`` from nothing: the real build (synthetic set -> demo-preset recipe -> export
+-> recording) into ``AVSTREAM_CACHE``, an interrupted ``--rebuild`` that leaves it usable, and
+its reuse.
+
+The build trains the demo preset for real: minutes on 2 CPU cores, hence ``slow``
+(``pytest -m "not slow"`` leaves it out; CI runs it). test_demo.py covers the replay and the
+scoring on a finished build in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_run import REPO
+from live_env import kill_group
+
+from avstream import demo
+
+BUILD_TIMEOUT_S = 1800
+ACCURACY = re.compile(r"accuracy against the true scenes: ([\d.]+)% of (\d+) windows")
+
+
+def run_demo(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AVSTREAM_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "avstream", "demo", "--fast", "--no-view", *args],
+                          capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=BUILD_TIMEOUT_S, check=False)
+
+
+@pytest.mark.slow
+def test_demo_builds_into_avstream_cache_reuses_and_rebuilds(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    root = cache / f"demo-v{demo.DEMO_VERSION}"  # AVSTREAM_CACHE holds the versioned folder
+    first = run_demo(cache)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "building the demo model and recording once into " + str(root) in first.stderr
+    steps = ("synthetic dataset", "training: audio, visual, fusion steps", "ONNX export",
+             "demo recording")
+    for step in steps:
+        assert f"  {step}" in first.stderr, step
+    assert "four-step" not in first.stderr  # its fine-tuning step trains 0 epochs
+    info = json.loads((root / "demo.json").read_text())
+    assert info["version"] == demo.DEMO_VERSION and info["build_seconds"] > 0
+    assert set(info["metrics"]) == {"final", "early", "audio", "visual"}
+    manifest = json.loads((root / "bundle" / "manifest.json").read_text())
+    assert manifest["provenance"]["config"]["preset"] == "demo"
+    assert manifest["video"]["frame_width"] == 64 and manifest["audio"]["sample_rate"] == 48_000
+    assert not (root / "cache").exists() and not root.with_name(root.name + ".partial").exists()
+    m = ACCURACY.search(first.stdout)
+    assert m and float(m.group(1)) >= 90.0, first.stdout[-2000:]
+    assert int(m.group(2)) > 400  # of the ~600 windows of a 2-min recording
+
+    # --rebuild starts over in a side folder; interrupted, it leaves the finished build usable.
+    stamp = (root / "demo.json").read_text()
+    env = {**os.environ, "AVSTREAM_CACHE": str(cache)}
+    rebuild = subprocess.Popen([sys.executable, "-m", "avstream", "demo", "--rebuild", "--fast",
+                                "--no-view"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen = ""
+        while "synthetic dataset ..." not in seen:
+            line = rebuild.stderr.readline()
+            assert line, seen
+            seen += line
+        assert "building the demo model" in seen
+    finally:
+        kill_group(rebuild)
+    assert root.with_name(root.name + ".partial").is_dir()
+    assert (root / "demo.json").read_text() == stamp
+
+    again = run_demo(cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "building" not in again.stderr
+    assert ACCURACY.search(again.stdout).group(0) == m.group(0)  # --fast: the same replay
