@@ -15,8 +15,9 @@ A change at time c is half-heard by the window ending at c + 0.5; averaging N wi
   by at most a quarter; adds 0.3 s of lag.
 - hold K = 2 hops and margin 0.1: a challenger must lead clearly on two windows in a row, so two
   classes trading the lead by a hair (look-alike or sound-alike scenes) do not swap the label;
-  adds 0.2 s. A clean change then shows after about 1.2-1.6 s (measured on the synthetic
-  stream), leaving margin under 2 s; N = 5 and K = 3 measured 1.8-2.0 s.
+  adds 0.2 s. The delay until each change is shown is measured on the synthetic stream by
+  tests/test_replay.py::test_synth_stream_labels_follow_the_scenes (every change within 2 s)
+  and printed by ``avstream demo`` ("changes shown, after ... s at most").
 - floor 0.3: three times chance with 10 classes. A single modality's typical doubt (two
   look-alike scenes near 0.5 each) still gets a label; a spread-out guess does not.
 """

@@ -50,11 +50,12 @@ def avstream(*args: str, patch: str | None = None, env: dict[str, str] | None = 
 
 
 def replay(media: Path, bundle: Path, out_dir: Path, *extra: str, name: str = "run",
-           patch: str | None = None) -> Run:
-    """``avstream replay MEDIA --model BUNDLE --fast --jsonl F --summary-json S [extra]``."""
+           patch: str | None = None, pace: str = "--fast") -> Run:
+    """``avstream replay MEDIA --model BUNDLE --fast --jsonl F --summary-json S [extra]``
+    (``pace="--realtime"`` for a paced replay)."""
     jsonl = out_dir / f"{name}.jsonl"
     summary = out_dir / f"{name}.summary.json"
-    done = avstream("replay", str(media), "--model", str(bundle), "--fast", "--no-view",
+    done = avstream("replay", str(media), "--model", str(bundle), pace, "--no-view",
                     "--jsonl", str(jsonl), "--summary-json", str(summary), *extra, patch=patch)
     lines = ([json.loads(ln) for ln in jsonl.read_text().splitlines()] if jsonl.exists() else [])
     return Run(done.returncode, done.stdout, done.stderr, lines,

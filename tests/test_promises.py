@@ -269,6 +269,53 @@ def test_a_modality_that_ends_changes_branch_and_is_counted(runs: dict[str, Run]
                                                  modality_changes=1)
 
 
+SMOOTH_WINDOWS = 4  # README: "default mean of 4"
+FLOOR = 0.3  # README: "--floor, default 0.3"
+ROUNDING = 1e-6  # both sides are rounded to 6 decimals
+
+
+def test_probs_are_the_mean_of_the_last_4_windows_and_the_floor_says_unknown(
+        runs: dict[str, Run], trained_bundle: Path) -> None:
+    classes = bundle_classes(trained_bundle)
+    for name in ("gap_and_repeat", "video_ends", "audio_ends"):
+        lines = runs[name].lines
+        for i, line in enumerate(lines):
+            held = lines[max(0, i - SMOOTH_WINDOWS + 1): i + 1]
+            for c in classes:
+                mean = sum(h["raw_probs"][c] for h in held) / len(held)
+                assert line["probs"][c] == pytest.approx(mean, abs=2 * ROUNDING), (name, i, c)
+            best = max(line["probs"].values())
+            if best < FLOOR - ROUNDING:
+                assert line["label"] == "unknown" and line["confidence"] == best
+            elif best > FLOOR + ROUNDING:
+                assert line["label"] in classes
+                assert line["confidence"] == line["probs"][line["label"]]
+
+
+def test_realtime_replay_releases_each_window_no_earlier_than_its_stream_time(
+        media: dict[str, Path], trained_bundle: Path, tmp_path: Path) -> None:
+    """--realtime paces the file to the wall clock: the line for the window ending at t cannot
+    be made before t - t0 seconds after the line for the first window (t0). Slower machines
+    only make lines later, so this holds anywhere; a replay that does not wait breaks it."""
+    run = replay(media["video_ends"], trained_bundle, tmp_path, pace="--realtime")
+    assert run.code == 0, run.stderr
+    assert run.summary is not None and run.summary["info"]["paced"] == "realtime"
+    first = run.lines[0]
+    assert first["t"] == 1.0
+    for line in run.lines:
+        assert "lag" in line["latency_ms"]
+        assert line["wall_time"] - first["wall_time"] >= line["t"] - first["t"] - PACING_SLACK_S
+    # A window that is not written was counted: dropped hops fill every hole in `window`.
+    c = run.lines[-1]["counters"]
+    holes = len(set(range(5, run.lines[-1]["window"] + 1)) - set(windows_of(run)))
+    assert holes == c["hops_dropped"] + c["windows_without_media"] + c["windows_invalid"]
+    assert len(run.lines) + c["hops_dropped"] == 16
+
+
+PACING_SLACK_S = 0.05
+"""Sleep granularity of the pacing (it polls) and rounding of ``wall_time``."""
+
+
 def test_non_finite_model_output_is_counted_skipped_and_never_smoothed(
         runs: dict[str, Run], media: dict[str, Path], trained_bundle: Path,
         tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Typed records of a run: the counters, what ran, and one result per hop.
 
-``HopRecord.to_json()`` is the JSON-lines schema (docs/jsonl.md). Everything in it is a
+``HopRecord.to_json()`` is one JSON line: README "JSON lines output", checked by
+avstream/schemas/hop.schema.json. Everything in it is a
 function of the stream except ``latency_ms`` and ``wall_time``, so two ``--fast`` replays of one
 file give identical lines once those two are removed.
 """
