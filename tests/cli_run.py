@@ -35,7 +35,7 @@ class Run:
     lines: list[dict[str, Any]]
     """The JSON lines written (empty without --jsonl)."""
     summary: dict[str, Any] | None
-    """The --summary-json object, if one was written."""
+    """The --summary-json object, if one was written (None if the run ended before it)."""
 
     def error_lines(self) -> list[str]:
         return [ln for ln in self.stderr.splitlines() if ln.startswith("avstream: error:")]
@@ -58,8 +58,8 @@ def replay(media: Path, bundle: Path, out_dir: Path, *extra: str, name: str = "r
     done = avstream("replay", str(media), "--model", str(bundle), pace, "--no-view",
                     "--jsonl", str(jsonl), "--summary-json", str(summary), *extra, patch=patch)
     lines = ([json.loads(ln) for ln in jsonl.read_text().splitlines()] if jsonl.exists() else [])
-    return Run(done.returncode, done.stdout, done.stderr, lines,
-               json.loads(summary.read_text()) if summary.exists() else None)
+    text = summary.read_text() if summary.exists() else ""  # opened at start, written at the end
+    return Run(done.returncode, done.stdout, done.stderr, lines, json.loads(text) if text else None)
 
 
 def bundle_classes(bundle: Path) -> list[str]:

@@ -11,7 +11,7 @@ import typer
 from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
-from avstream.outputs.summary import write_summary_json
+from avstream.outputs.summary import open_summary_json, write_summary_json
 from avstream.sources.media_file import MediaFileSource
 
 
@@ -41,6 +41,7 @@ def replay(
 ) -> None:
     """Replay a recording and print a label per hop (live view and/or JSON lines)."""
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
+    summary_file = None if summary_json is None else open_summary_json(summary_json)
     engine = open_engine(model, provider, threads)
     source = MediaFileSource(media, audio)
     outputs = Outputs(jsonl=jsonl, view=view)
@@ -53,5 +54,5 @@ def replay(
           f"{'realtime' if realtime else 'fast'}", file=sys.stderr)
     summary = drive(source, engine, config, sinks, realtime=realtime)
     print(summary.render_text(), file=out)
-    if summary_json is not None:
-        write_summary_json(summary, summary_json)
+    if summary_file is not None:
+        write_summary_json(summary, summary_file)

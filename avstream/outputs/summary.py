@@ -11,7 +11,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -165,11 +165,17 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def write_summary_json(summary: RunSummary, path: Path) -> None:
-    """``summary.to_dict()`` as one JSON object in ``path`` (AvstreamError if it cannot be)."""
-    text = json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
+def open_summary_json(path: Path) -> TextIO:
+    """Open ``path`` for ``write_summary_json`` before the run, so a bad path is refused at once
+    (AvstreamError), not after the whole stream."""
     try:
-        path.write_text(text, encoding="utf-8")
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by write_summary_json
     except OSError as e:
         raise AvstreamError(f"--summary-json {path} cannot be written ({e.strerror}); expected "
                             f"a writable file path") from e
+
+
+def write_summary_json(summary: RunSummary, f: TextIO) -> None:
+    """``summary.to_dict()`` as one JSON object into ``f`` (from ``open_summary_json``); closes it."""
+    with f:
+        f.write(json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
