@@ -155,6 +155,8 @@ def apply(root: Path, m: Mutant) -> str | None:
 
 
 FAILED = re.compile(r"^(FAILED|ERROR) (\S+)", re.MULTILINE)
+REASON = re.compile(r"^E +(.+)$", re.MULTILINE)
+"""pytest's first ``E`` line: why the test failed (an assertion, or an error in the mutant)."""
 
 
 def pytest_args(tests: tuple[str, ...]) -> list[str]:
@@ -186,7 +188,9 @@ def run_mutant(m: Mutant, base: Path, python: str) -> Outcome:
         return Outcome(m, "survived", "all selected tests passed", seconds)
     if done.returncode == 1:
         failed = FAILED.findall(done.stdout)
-        return Outcome(m, "killed", failed[0][1] if failed else "tests failed", seconds)
+        why = REASON.search(done.stdout)
+        test = failed[0][1] if failed else "tests failed"
+        return Outcome(m, "killed", test + (f": {why.group(1)[:120]}" if why else ""), seconds)
     tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
     return Outcome(m, "error", f"pytest exit {done.returncode}: {' | '.join(tail)}", seconds)
 

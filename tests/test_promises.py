@@ -306,7 +306,7 @@ def test_realtime_replay_releases_each_window_no_earlier_than_its_stream_time(
         assert lag_s >= -PACING_SLACK_S, line
         # wall_time - lag is when stream time t happened: one moment for the whole run.
         anchors.append(line["wall_time"] - lag_s - line["t"])
-    assert max(anchors) - min(anchors) < PACING_SLACK_S
+    assert max(anchors) - min(anchors) < ANCHOR_SLACK_S
     # A window that is not written was counted: dropped hops fill every hole in `window`.
     c = run.lines[-1]["counters"]
     holes = len(set(range(5, run.lines[-1]["window"] + 1)) - set(windows_of(run)))
@@ -317,6 +317,9 @@ def test_realtime_replay_releases_each_window_no_earlier_than_its_stream_time(
 MS_PER_S = 1000
 PACING_SLACK_S = 0.05
 """Sleep granularity of the pacing (it polls) and the rounding of ``wall_time``."""
+ANCHOR_SLACK_S = 0.25
+"""``lag`` and ``wall_time`` are read a moment apart; on a loaded machine the process can be
+descheduled in between."""
 
 
 def test_non_finite_model_output_is_counted_skipped_and_never_smoothed(
