@@ -26,11 +26,22 @@ BUILD_TIMEOUT_S = 1800
 ACCURACY = re.compile(r"accuracy against the true scenes: ([\d.]+)% of (\d+) windows")
 
 
-def run_demo(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def demo_process(cache: Path, *args: str) -> subprocess.Popen[str]:
+    """``avstream demo --fast --no-view`` with ``AVSTREAM_CACHE=cache``, in its own process
+    group: the build's steps are child processes, killed with it on a timeout."""
     env = {**os.environ, "AVSTREAM_CACHE": str(cache)}
-    return subprocess.run([sys.executable, "-m", "avstream", "demo", "--fast", "--no-view", *args],
-                          capture_output=True, text=True, cwd=REPO, env=env,
-                          timeout=BUILD_TIMEOUT_S, check=False)
+    return subprocess.Popen([sys.executable, "-m", "avstream", "demo", "--fast", "--no-view",
+                             *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def run_demo(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = demo_process(cache, *args)
+    try:
+        out, err = proc.communicate(timeout=BUILD_TIMEOUT_S)
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.mark.slow
@@ -58,10 +69,7 @@ def test_demo_builds_into_avstream_cache_reuses_and_rebuilds(tmp_path: Path) -> 
 
     # --rebuild starts over in a side folder; interrupted, it leaves the finished build usable.
     stamp = (root / "demo.json").read_text()
-    env = {**os.environ, "AVSTREAM_CACHE": str(cache)}
-    rebuild = subprocess.Popen([sys.executable, "-m", "avstream", "demo", "--rebuild", "--fast",
-                                "--no-view"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    rebuild = demo_process(cache, "--rebuild")
     try:
         seen = ""
         while "synthetic dataset ..." not in seen:
