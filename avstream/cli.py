@@ -26,7 +26,7 @@ def _register() -> None:
     """Commands register themselves on ``app``; a module not written yet is simply absent."""
     import importlib
 
-    for name in ("info", "replay", "live", "devices", "demo"):
+    for name in ("info", "replay", "live", "devices", "demo", "batch", "serve"):
         try:
             importlib.import_module(f"avstream.commands.{name}")
         except ModuleNotFoundError as e:
@@ -34,9 +34,24 @@ def _register() -> None:
                 raise
 
 
+def bare_option(argv: list[str], option: str, value: str) -> list[str]:
+    """``option`` given with no value (last, or before another option) -> ``option=value``:
+    typer options take a value, and ``--ray`` alone means a local Ray instance."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg == option and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out[i] = f"{option}={value}"
+    return out
+
+
 def main() -> None:
+    from avstream.cluster import LOCAL
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _register()
+    sys.argv = bare_option(sys.argv, "--ray", LOCAL)
     try:
         app()
     except AvstreamError as e:

@@ -30,3 +30,9 @@ Hold = Annotated[int, typer.Option("--hold", help="Consecutive hops the lead mus
 Floor = Annotated[float, typer.Option("--floor", help="Below this confidence the label is 'unknown'.")]
 View = Annotated[bool | None, typer.Option(
     "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")]
+Ray = Annotated[str | None, typer.Option(
+    "--ray", metavar="[ADDRESS]",
+    help="Run on Ray: alone, a local Ray instance; with an address (auto, HOST:PORT, "
+         "ray://HOST:PORT), that cluster. Needs the cluster extra.")]
+RAY_FLAG = "--ray"
+"""Given with no value, ``--ray`` means a local instance (see ``avstream.cli.bare_option``)."""

@@ -122,9 +122,12 @@ class HopRecord:
     wall_time: float
     """Unix time the record was made."""
     classes: tuple[str, ...] = field(repr=False, default=())
+    stream: str | None = None
+    """The stream's name under ``avstream serve`` (the JSON's first key then); None otherwise."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({} if self.stream is None else {"stream": self.stream}),
             "t": round(self.t, 6),
             "window": self.window,
             "label": self.label,

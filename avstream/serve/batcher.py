@@ -1,0 +1,224 @@
+"""Many streams, one engine: requests that come due at about the same time run as one batch.
+
+Each stream's pipeline gets a ``BatchedEngine``: the members of ``Engine`` (``format``,
+``providers``, ``precision``, ``encode_frames``, ``infer``, ``infer_batch``), each call handed
+to the one ``Batcher`` thread and waited for. The batcher takes the first request waiting, then
+gathers more for at most ``max_wait_ms`` (sooner when every open stream has one waiting, or at
+``max_batch`` requests), and runs them together: all frame encodes as one ``encode_frames``
+call, the windows as one ``infer_batch`` call per set of modalities (audio+video, audio only,
+video only). The graphs have a batch axis, so a batch costs far less than its requests one by
+one on a GPU, and on a CPU it saves the per-call overhead and keeps the cores busy with larger
+matrix products.
+
+The wait is bounded: a window never waits more than ``max_wait_ms`` for others, plus the
+batch that is running when it arrives. Results are the engine's own, row for row.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from avstream.serve.config import BatchingConfig
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+"""How often an idle batcher looks at its stop flag."""
+MS_PER_S = 1000.0
+
+Kind = Literal["encode", "infer"]
+
+
+@dataclass(eq=False)
+class _Request:
+    client: int
+    kind: Kind
+    args: tuple[Any, ...]
+    t_submit: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+    @property
+    def modalities(self) -> tuple[bool, bool]:
+        """(has audio, has frames) of an ``infer`` request: requests batch only with their kind."""
+        return self.args[0] is not None, self.args[1] is not None
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did, for the serve summary and the benchmark."""
+
+    batches: int = 0
+    requests: int = 0
+    largest: int = 0
+    wait_ms_max: float = 0.0
+    """Longest time a request waited before its batch ran."""
+
+    def mean_size(self) -> float:
+        return self.requests / self.batches if self.batches else 0.0
+
+
+class EngineFacade:
+    """What a pipeline reads of an engine, copied from the real one; the calls go elsewhere."""
+
+    def __init__(self, format: Any, providers: dict[str, tuple[str, ...]], precision: str) -> None:
+        self.format = format
+        self.providers = providers
+        self.precision = precision
+
+    def encode_frames(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> Any:
+        raise NotImplementedError
+
+    def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None) -> list[Any]:
+        """Row by row through ``infer`` (each row may join other streams' rows)."""
+        n = len(waveforms) if waveforms is not None else len(features)  # type: ignore[arg-type]
+        return [self.infer(None if waveforms is None else waveforms[i],
+                           None if features is None else features[i]) for i in range(n)]
+
+
+class Batcher:
+    """The one thread that runs ``engine`` for every stream; ``client()`` per stream."""
+
+    def __init__(self, engine: Any, config: BatchingConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._lock = threading.Lock()
+        self._clients: set[int] = set()
+        self._next_id = 0
+        self._stop = threading.Event()
+        self.stats = BatchStats()
+        self._thread = threading.Thread(target=self._loop, name="avstream-batcher", daemon=True)
+        self._thread.start()
+
+    def client(self) -> BatchedEngine:
+        """A stand-in engine for one stream; ``close()`` it when the stream ends."""
+        with self._lock:
+            cid = self._next_id
+            self._next_id += 1
+            self._clients.add(cid)
+        return BatchedEngine(self, cid)
+
+    def release(self, cid: int) -> None:
+        with self._lock:
+            self._clients.discard(cid)
+
+    def submit(self, cid: int, kind: Kind, *args: Any) -> Any:
+        """Queue one request and wait for its result (its exception is raised here)."""
+        if self._stop.is_set():
+            raise RuntimeError("the batcher is closed")
+        req = _Request(cid, kind, args)
+        self._queue.put(req)
+        req.done.wait()
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        while not self._queue.empty():  # nobody is left to run these: fail them, never hang
+            req = self._queue.get_nowait()
+            req.error = RuntimeError("the batcher closed before this request ran")
+            req.done.set()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _gather(self, first: _Request) -> list[_Request]:
+        batch = [first]
+        deadline = first.t_submit + self.config.max_wait_ms / MS_PER_S
+        while len(batch) < self.config.max_batch:
+            with self._lock:
+                everyone = self._clients <= {r.client for r in batch}
+            if everyone:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            batch = self._gather(first)
+            now = time.monotonic()
+            s = self.stats
+            s.batches += 1
+            s.requests += len(batch)
+            s.largest = max(s.largest, len(batch))
+            s.wait_ms_max = max(s.wait_ms_max, (now - min(r.t_submit for r in batch)) * MS_PER_S)
+            run_batch(self.engine, batch)
+
+
+def _settle(requests: Sequence[_Request], results: Sequence[Any] | None,
+            error: BaseException | None) -> None:
+    for i, r in enumerate(requests):
+        r.error = error
+        r.result = None if results is None else results[i]
+        r.done.set()
+
+
+def run_batch(engine: Any, batch: Sequence[_Request]) -> None:
+    """Run a gathered batch on ``engine``: one encode call, one infer_batch per modality set."""
+    encodes = [r for r in batch if r.kind == "encode"]
+    if encodes:
+        try:
+            images = np.concatenate([r.args[0] for r in encodes])
+            features = engine.encode_frames(images)
+            bounds = np.cumsum([len(r.args[0]) for r in encodes])[:-1]
+            _settle(encodes, np.split(features, bounds), None)
+        except Exception as e:  # noqa: BLE001 - handed to each waiting stream
+            _settle(encodes, None, e)
+    groups: dict[tuple[bool, bool], list[_Request]] = defaultdict(list)
+    for r in batch:
+        if r.kind == "infer":
+            groups[r.modalities].append(r)
+    for (has_audio, has_frames), reqs in groups.items():
+        try:
+            waveforms = np.stack([r.args[0] for r in reqs]) if has_audio else None
+            features = np.stack([r.args[1] for r in reqs]) if has_frames else None
+            _settle(reqs, engine.infer_batch(waveforms, features), None)
+        except Exception as e:  # noqa: BLE001 - handed to each waiting stream
+            _settle(reqs, None, e)
+
+
+class BatchedEngine(EngineFacade):
+    """One stream's engine: each call joins the batcher's next batch."""
+
+    def __init__(self, batcher: Batcher, cid: int) -> None:
+        e = batcher.engine
+        super().__init__(e.format, e.providers, e.precision)
+        self._batcher = batcher
+        self._cid = cid
+
+    def encode_frames(self, images: np.ndarray) -> np.ndarray:
+        return self._batcher.submit(self._cid, "encode", images)
+
+    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> Any:
+        if waveform is None and features is None:
+            raise ValueError("a window needs audio or frame features")
+        return self._batcher.submit(self._cid, "infer", waveform, features)
+
+    def close(self) -> None:
+        """The stream ended: the batcher no longer waits for it."""
+        self._batcher.release(self._cid)
