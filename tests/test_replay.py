@@ -134,31 +134,6 @@ def corrupt_ts(src: Path, dst: Path, lo: float = 0.4, hi: float = 0.5) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained SMALL model through the real exporter (about 15 s)."""
-    import torch
-
-    from training.checkpoint import Checkpoint, save_checkpoint
-    from training.config import SMALL
-    from training.model import AVSceneNet
-
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    model = AVSceneNet(SMALL).eval()
-    ckpt = root / "tiny.ckpt"
-    save_checkpoint(ckpt, Checkpoint(config=SMALL, state_dict=model.state_dict(), step="finetune"))
-    bundle = root / "bundle"
-    subprocess.run([sys.executable, "-m", "export", str(ckpt), str(bundle)], check=True,
-                   capture_output=True, text=True, cwd=REPO)
-    return bundle
-
-
-@pytest.fixture(scope="session")
-def tiny_engine(tiny_bundle: Path) -> Engine:
-    return open_engine(tiny_bundle, provider="cpu", threads=1)
-
-
-@pytest.fixture(scope="session")
 def av_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_media(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=3.0)
 
