@@ -45,6 +45,12 @@ def check_address(address: str) -> str:
     return address
 
 
+def check_ray_option(address: str) -> None:
+    """Before anything slow: the ``--ray`` value is an address and Ray is installed."""
+    check_address(address)
+    require_ray()
+
+
 def connect(address: str, num_cpus: int | None = None) -> ModuleType:
     """``ray.init`` for ``--ray [ADDRESS]`` (reusing a connection this process already has)."""
     ray = require_ray()

@@ -49,6 +49,10 @@ def batch(
     """Label every file as `replay --fast` would; a rerun skips the files already done.
 
     Exit 0 when every file was labelled, 2 when some could not be (see the error column)."""
+    if ray:
+        from avstream.cluster import check_ray_option
+
+        check_ray_option(ray)
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     classes = load_bundle(model).classes
     files = expand_inputs(inputs)

@@ -50,10 +50,9 @@ def serve(
     one batch."""
     cfg = load_serve_config(config)
     if ray:
-        from avstream.cluster import check_address, require_ray
+        from avstream.cluster import check_ray_option
 
-        check_address(ray)
-        require_ray()
+        check_ray_option(ray)
     where = f"Ray ({ray})" if ray else "this process"
     print(f"avstream: serve {len(cfg.streams)} stream(s) "
           f"({', '.join(s.name for s in cfg.streams)}) on {where}, batches of up to "
