@@ -1,0 +1,295 @@
+"""Many streams on one machine: one ``avstream serve`` batching vs N ``avstream replay --realtime``.
+
+    python bench/streams.py [--json] [--seconds 15] [--max-streams 16] [--demo BUNDLE]
+
+For each bundle (the paper model as int8, untrained, built by ``bench.common.prepare_bundle``;
+and the demo bundle, ``avstream demo``'s), N copies of a synthetic recording (bench/stream.py's,
+``--seconds`` long) are played at live pace, N = 1, 2, 3, 4, 6, 8, 12, ... up to
+``--max-streams``, in two ways side by side:
+
+- batched: one ``avstream serve`` process with N file streams (``pace = "live"``), one set of
+  sessions, frame encodes and windows batched across streams;
+- processes: N ``avstream replay --realtime`` processes, one thread per graph each.
+
+A run *holds* N streams when every stream wrote as many records as a ``--fast`` replay of the
+recording has windows: no hop dropped, none without media. The figure is the largest N that
+held before the first N that did not. CPU seconds and peak resident memory come from the
+kernel's accounting of each finished process (``wait4``); per stream = total / N.
+
+Archive labelling throughput: ``avstream batch`` over ``--batch-files`` copies of the recording
+with 1 and 2 workers, in stream hours per wall-clock hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/streams.py`: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from avstream.errors import AvstreamError  # noqa: E402
+from bench.common import load_average, machine_info, prepare_bundle, table, write_json  # noqa: E402
+
+log = logging.getLogger("bench.streams")
+
+STREAM_COUNTS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+DEFAULT_SECONDS = 15.0
+DEFAULT_MAX_STREAMS = 16
+DEFAULT_BATCH_FILES = 4
+RUN_MARGIN_S = 60.0
+"""A run is killed this long after its recording should have ended (start-up included)."""
+KB_PER_MB = 1024.0
+S_PER_H = 3600.0
+WORKER_COUNTS: tuple[int, ...] = (1, 2)
+
+
+@dataclass(frozen=True)
+class Usage:
+    wall_s: float
+    cpu_s: float
+    """User + system CPU seconds of all processes of the run."""
+    max_rss_mb: float
+    """Sum over the run's processes of each one's peak resident memory."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    mode: str
+    streams: int
+    held: bool
+    records: list[int]
+    expected: int
+    usage: Usage
+
+    def per_stream(self) -> dict[str, float]:
+        u = self.usage
+        return {"cpu_percent": round(100.0 * u.cpu_s / u.wall_s / self.streams, 1),
+                "rss_mb": round(u.max_rss_mb / self.streams, 1)}
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
+def run_processes(commands: list[list[str]], timeout_s: float) -> Usage:
+    """Start the commands together, wait for all; their CPU and peak RSS from ``wait4``."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+             for c in commands]
+    cpu = rss = 0.0
+    pids = {p.pid: p for p in procs}
+    deadline = t0 + timeout_s
+    while pids:
+        for pid in list(pids):
+            done, _, ru = os.wait4(pid, os.WNOHANG)
+            if done:
+                pids.pop(pid).returncode = 0
+                cpu += ru.ru_utime + ru.ru_stime
+                rss += ru.ru_maxrss / KB_PER_MB
+        if time.monotonic() > deadline:
+            for p in pids.values():
+                p.kill()
+            log.warning("%d process(es) killed after %.0f s", len(pids), timeout_s)
+            deadline = float("inf")
+        time.sleep(0.05)
+    return Usage(round(time.monotonic() - t0, 2), round(cpu, 2), round(rss, 1))
+
+
+def _count(path: Path) -> int:
+    return sum(1 for _ in path.open(encoding="utf-8")) if path.exists() else 0
+
+
+def expected_windows(bundle: Path, media: Path, work: Path) -> int:
+    out = work / "fast.jsonl"
+    subprocess.run([sys.executable, "-m", "avstream", "replay", str(media), "--model", str(bundle),
+                    "--fast", "--jsonl", str(out), "--no-view"], check=True, env=_env(),
+                   capture_output=True, timeout=600)
+    return _count(out)
+
+
+def serve_config(bundle: Path, media: Path, n: int, out: Path) -> Path:
+    lines = [f'model = "{bundle}"', "max_batch_wait_ms = 20", ""]
+    for i in range(n):
+        lines += [f"[streams.s{i}]", f'file = "{media}"', 'pace = "live"',
+                  f"[streams.s{i}.outputs]", f'jsonl = "{out / f"s{i}.jsonl"}"', ""]
+    path = out / "serve.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def trial(mode: str, bundle: Path, media: Path, n: int, expected: int, seconds: float,
+          work: Path) -> Trial:
+    out = work / f"{mode}-{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    avstream = [sys.executable, "-m", "avstream"]
+    if mode == "batched":
+        commands = [[*avstream, "serve", str(serve_config(bundle, media, n, out))]]
+    else:
+        commands = [[*avstream, "replay", str(media), "--model", str(bundle), "--realtime",
+                     "--jsonl", str(out / f"s{i}.jsonl"), "--no-view", "--threads", "1"]
+                    for i in range(n)]
+    usage = run_processes(commands, seconds + RUN_MARGIN_S)
+    records = [_count(out / f"s{i}.jsonl") for i in range(n)]
+    held = all(r == expected for r in records)
+    log.info("%s x%d: %s records %s of %d, %s", mode, n, "held" if held else "FELL BEHIND",
+             records, expected, usage)
+    return Trial(mode, n, held, records, expected, usage)
+
+
+def most_streams(mode: str, bundle: Path, media: Path, expected: int, seconds: float,
+                 max_streams: int, work: Path) -> tuple[int, list[Trial]]:
+    """The largest N of STREAM_COUNTS held before the first one that was not."""
+    best, trials = 0, []
+    for n in (c for c in STREAM_COUNTS if c <= max_streams):
+        t = trial(mode, bundle, media, n, expected, seconds, work)
+        trials.append(t)
+        if not t.held:
+            break
+        best = n
+    return best, trials
+
+
+def batch_throughput(bundle: Path, media: Path, files: int, work: Path) -> dict[str, float]:
+    """Stream hours labelled per wall hour by ``avstream batch`` with 1 and 2 workers."""
+    inputs = work / "archive"
+    inputs.mkdir(exist_ok=True)
+    for i in range(files):
+        shutil.copy(media, inputs / f"clip{i}{media.suffix}")
+    import av
+
+    with av.open(str(media)) as c:
+        seconds = files * float(c.duration) / 1e6
+    out: dict[str, float] = {}
+    for w in WORKER_COUNTS:
+        dest = work / f"batch-{w}"
+        shutil.rmtree(dest, ignore_errors=True)
+        usage = run_processes([[sys.executable, "-m", "avstream", "batch", str(inputs), "--model",
+                                str(bundle), "--out", str(dest), "--workers", str(w)]],
+                              timeout_s=3600)
+        out[str(w)] = round(seconds / usage.wall_s, 2)
+        log.info("batch, %d worker(s): %.0f s of stream in %.1f s", w, seconds, usage.wall_s)
+    return out
+
+
+def bench_bundle(name: str, bundle: Path, media: Path, args: argparse.Namespace,
+                 work: Path) -> dict[str, Any]:
+    w = work / name
+    w.mkdir(parents=True, exist_ok=True)
+    expected = expected_windows(bundle, media, w)
+    result: dict[str, Any] = {"bundle": str(bundle), "windows_per_stream": expected}
+    for mode in ("batched", "processes"):
+        best, trials = most_streams(mode, bundle, media, expected, args.seconds,
+                                    args.max_streams, w)
+        result[mode] = {"most_streams": best, "trials": [
+            {**asdict(t), "per_stream": t.per_stream()} for t in trials]}
+    if args.batch_files > 0:
+        result["batch_stream_hours_per_hour"] = batch_throughput(bundle, media,
+                                                                 args.batch_files, w)
+    return result
+
+
+def _at(r: dict[str, Any], mode: str, key: str) -> float | None:
+    """A per-stream figure of ``mode``'s largest run that held (None if none held)."""
+    held = [t for t in r[mode]["trials"] if t["held"]]
+    return held[-1]["per_stream"][key] if held else None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.stream import recording
+
+    t0 = time.monotonic()
+    report: dict[str, Any] = {"machine": machine_info().to_dict(), "seconds": args.seconds}
+    media = recording(args.seconds / 60.0, args.cache)
+    bundles = {"int8": Path(args.int8) if args.int8 else prepare_bundle("paper", "int8", args.cache)}
+    if args.demo:
+        bundles["demo"] = Path(args.demo)
+    work = Path(tempfile.mkdtemp(prefix="avstream-bench-streams-"))
+    try:
+        for name, bundle in bundles.items():
+            r = bench_bundle(name, bundle, media, args, work)
+            report[name] = r
+            report[f"streams_batched_{name}"] = r["batched"]["most_streams"]
+            report[f"streams_processes_{name}"] = r["processes"]["most_streams"]
+            report[f"rss_mb_per_stream_batched_{name}"] = _at(r, "batched", "rss_mb")
+            report[f"rss_mb_per_stream_processes_{name}"] = _at(r, "processes", "rss_mb")
+            report[f"cpu_percent_per_stream_batched_{name}"] = _at(r, "batched", "cpu_percent")
+            report[f"cpu_percent_per_stream_processes_{name}"] = _at(r, "processes", "cpu_percent")
+        report["rss_mb_per_stream_batched"] = report["rss_mb_per_stream_batched_int8"]
+        report["batch_stream_hours_per_hour"] = report["int8"].get("batch_stream_hours_per_hour")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report["bench_wall_s"] = round(time.monotonic() - t0, 1)
+    report["load_avg_at_end"] = load_average()
+    return report
+
+
+def render(r: dict[str, Any]) -> str:
+    rows = []
+    for name in ("int8", "demo"):
+        if name not in r:
+            continue
+        for mode in ("batched", "processes"):
+            for t in r[name][mode]["trials"]:
+                rows.append([name, mode, str(t["streams"]), "yes" if t["held"] else "no",
+                             f"{min(t['records'])}/{t['expected']}",
+                             f"{t['per_stream']['cpu_percent']:.0f}",
+                             f"{t['per_stream']['rss_mb']:.0f}"])
+    head = ["bundle", "mode", "streams", "held", "records (min)", "CPU %/stream", "RSS MB/stream"]
+    lines = [table(head, rows), ""]
+    for k, v in r.items():
+        if k.startswith(("streams_", "rss_mb_per", "cpu_percent_per", "batch_stream")):
+            lines.append(f"{k}: {v}")
+    lines.append(f"bench took {r['bench_wall_s']:.0f} s; load average at end {r['load_avg_at_end']}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--out", type=Path, help="also write the JSON to this file")
+    ap.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
+                    help="length of the recording every stream plays (default 15)")
+    ap.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS)
+    ap.add_argument("--batch-files", type=int, default=DEFAULT_BATCH_FILES,
+                    help="copies of the recording labelled by `avstream batch` (0: skip)")
+    ap.add_argument("--int8", help="a paper int8 bundle (default: built untrained, cached)")
+    ap.add_argument("--demo", help="the demo bundle (e.g. ~/.cache/avstream/demo-v1/bundle)")
+    ap.add_argument("--cache", type=Path, help="bundle and recording cache "
+                    "(default ~/.cache/avstream/bench)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if not (args.seconds > 0 and args.max_streams >= 1 and args.batch_files >= 0):
+        ap.error("expected --seconds > 0, --max-streams >= 1, --batch-files >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s", stream=sys.stderr)
+    try:
+        report = run(args)
+    except AvstreamError as e:
+        print(f"bench/streams.py: {e}", file=sys.stderr)
+        return e.exit_code
+    text = write_json(report, args.out)
+    print(text if args.json else render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
