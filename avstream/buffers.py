@@ -167,6 +167,7 @@ class FrameStore:
 
     def reset(self) -> None:
         self._slots.clear()
+        self._decided: list[FrameRef] = []
         self._pending: tuple[int, VideoFrame] | None = None
         self._pending_ref: FrameRef | None = None
         self._seq = 0
@@ -191,7 +192,16 @@ class FrameStore:
             return self._pending_ref
         ref = FrameRef(seq, frame.t, self._resize(frame.rgb, self.frame_size))
         self.frames_sampled += 1
+        self._decided.append(ref)
+        if len(self._decided) > self.capacity:  # nobody is taking them: keep the newest
+            del self._decided[0]
         return ref
+
+    def take_decided(self) -> list[FrameRef]:
+        """Frames resized for a slot since the last call (each once): their features can be
+        computed now, before any window that uses them is complete."""
+        out, self._decided = self._decided, []
+        return out
 
     def _assign(self, key: int, ref: FrameRef) -> None:
         if key < self._floor_ms:
@@ -231,11 +241,11 @@ class FrameStore:
         self._pending = (seq, frame)
         self._pending_ref = new_ref
 
-    def get(self, key: int, final: bool) -> FrameRef | None:
-        """The frame for slot ``key``; ``final`` lets the newest frame stand in for slots after
-        it (end of stream, or the pipeline stopped waiting for more video)."""
+    def get(self, key: int, stop_waiting: bool) -> FrameRef | None:
+        """The frame for slot ``key``; ``stop_waiting`` lets the newest frame stand in for slots
+        after it (end of stream, or the wait policy stopped waiting for more video)."""
         ref = self._slots.get(key)
-        if ref is not None or not final or self._pending is None:
+        if ref is not None or not stop_waiting or self._pending is None:
             return ref
         seq, frame = self._pending
         s = key / 1000.0

@@ -84,7 +84,7 @@ def test_streaming_slots_pick_the_same_frames_as_training(hop_ms: int, fps: floa
         store.push(VideoFrame(float(t), np.zeros((4, 4, 3), dtype=np.uint8)))
         w = sched.pending
         while store.latest_t >= w.last_slot_ms / 1000 - 1e-9:
-            got = [store.get(k, final=True).t for k in w.slot_keys]
+            got = [store.get(k, stop_waiting=True).t for k in w.slot_keys]
             want = times[nearest_frame_indices(times, slot_times(w.t_end))]
             np.testing.assert_allclose(got, want)
             checked += 1

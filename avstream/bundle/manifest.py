@@ -1,10 +1,10 @@
 """manifest.json as typed, frozen records, parsed with errors that name the field at fault.
 
 The manifest is the only thing the daemon trusts about a bundle: sample rate, window length,
-frame size and class order all come from here, never from code defaults. Parsing therefore
-checks every field's type and the manifest's internal consistency (the waveform input agrees
-with the audio settings, the frame input with the video settings, the IO names with the
-contract in schema.py); the loader then checks the files and graphs against it.
+frame size and class order all come from here, never from code defaults. Parsing checks every
+field's type and the IO names against the contract in schema.py; whether the numbers agree with
+each other is checked in one place, ``avstream.bundle.format.stream_format``, and the loader
+then checks the files and graphs against the manifest.
 """
 
 from __future__ import annotations
@@ -401,31 +401,6 @@ def _provenance(v: Any) -> Provenance:
     )
 
 
-def _check_consistency(m: Manifest) -> None:
-    """The graphs' declared shapes must agree with the audio/video settings the daemon uses."""
-    a, v = m.audio, m.video
-    if a.window_samples != round(a.sample_rate * a.window_seconds):
-        raise ManifestError(f"audio.window_samples={a.window_samples} disagrees with "
-                            f"audio.sample_rate={a.sample_rate} x audio.window_seconds="
-                            f"{a.window_seconds}")
-    expected = {
-        (schema.AUDIO_GRAPH, schema.WAVEFORM): (schema.BATCH_AXIS, a.channels, a.window_samples),
-        (schema.FRAME_GRAPH, schema.FRAMES): (schema.BATCH_AXIS, v.frame_height, v.frame_width, 3),
-    }
-    for (graph, tensor), shape in expected.items():
-        spec = next(t for t in m.graphs[graph].inputs if t.name == tensor)
-        if spec.shape != shape:
-            raise ManifestError(f"graphs.{graph} input '{tensor}' has shape {list(spec.shape)} but "
-                                f"the audio/video settings imply {list(shape)}")
-    head_ff = next(t for t in m.graphs[schema.HEAD_GRAPH].inputs if t.name == schema.FRAME_FEATURES)
-    if len(head_ff.shape) != 3 or head_ff.shape[1] != v.frames_per_window:
-        raise ManifestError(f"graphs.head input 'frame_features' has shape {list(head_ff.shape)}; "
-                            f"expected [batch, video.frames_per_window={v.frames_per_window}, dim]")
-    for name, g in m.graphs.items():
-        if g.file not in m.files:
-            raise ManifestError(f"graphs.{name}.file {g.file!r} is not listed in 'files'")
-
-
 def parse_manifest(d: Any) -> Manifest:
     """A decoded manifest.json -> Manifest, or ManifestError naming the first bad field."""
     version = check_format(d)
@@ -470,5 +445,4 @@ def parse_manifest(d: Any) -> Manifest:
         provenance=_provenance(_get(d, "provenance", "")),
         quantization=_quantization(_get(d, "quantization", "")),
     )
-    _check_consistency(m)
     return m

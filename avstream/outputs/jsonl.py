@@ -1,4 +1,4 @@
-"""JSON lines: one object per hop (schema: docs/jsonl.md), to a file or stdout.
+"""JSON lines: one object per hop (schema: README "JSON lines output"), to a file or stdout.
 
 Each line is serialised completely, written with one call and flushed, so a reader tailing
 the file (or a pipe) never sees half an object, and a crash loses at most the line being made.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from avstream.outputs.records import HopRecord
 from avstream.outputs.summary import RunSummary
-from avstream.pipeline import RunInfo
+from avstream.outputs.records import RunInfo
 
 
 class TimelineRecorder:
