@@ -62,6 +62,7 @@ class BatchJob:
     provider: str | None = None
     threads: int = 1
     """Intra-op threads per graph in each worker."""
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,16 @@ class _LabelCounter:
         pass
 
 
-_ENGINES: dict[tuple[str, str | None, int], Any] = {}
+_ENGINES: dict[tuple[str, str | None, int, str], Any] = {}
 """Engines this worker process opened, kept for its next files (a pool worker or a Ray worker)."""
 
 
 def _engine(job: BatchJob) -> Any:
     from avstream.driver import open_engine
 
-    key = (job.model, job.provider, job.threads)
+    key = (job.model, job.provider, job.threads, job.precision)
     if key not in _ENGINES:
-        _ENGINES[key] = open_engine(job.model, job.provider, job.threads)
+        _ENGINES[key] = open_engine(job.model, job.provider, job.threads, job.precision)
     return _ENGINES[key]
 
 

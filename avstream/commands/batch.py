@@ -37,6 +37,7 @@ def batch(
     ray: opt.Ray = None,
     hop: opt.Hop = opt.DEFAULT_HOP_S,
     provider: opt.Provider = None,
+    precision: opt.Precision = opt.DEFAULT_PRECISION,
     threads: Annotated[int, typer.Option(
         "--threads", help="Intra-op threads per graph in each worker (0: the CPUs shared "
                           "among the workers).")] = 0,
@@ -58,7 +59,7 @@ def batch(
     files = expand_inputs(inputs)
     plan = plan_batch(files, out)
     job = BatchJob(model=str(model), pipeline=config, provider=provider,
-                   threads=threads_per_worker(threads, 1 if ray else workers))
+                   precision=precision, threads=threads_per_worker(threads, 1 if ray else workers))
     where = f"Ray ({ray})" if ray else f"{workers} worker process(es)"
     print(f"avstream: batch of {len(files)} file(s): {len(plan.finished)} already done, "
           f"{len(plan.todo)} to label on {where}", file=sys.stderr)

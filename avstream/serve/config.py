@@ -2,6 +2,7 @@
 
     model = "bundle"                 # one bundle (and one set of sessions) for every stream
     provider = "cpu"                 # optional, as --provider
+    precision = "auto"               # optional, as --precision (auto, fp32, int8, fp16)
     threads = 0                      # optional, intra-op threads per graph (0: automatic)
     max_batch = 16                   # requests run together at most
     max_batch_wait_ms = 20           # how long a stream's request may wait for others
@@ -57,7 +58,7 @@ PIPELINE_KEYS: dict[str, Any] = {
 """Pipeline options a stream (or [defaults]) may set, with their defaults (the CLI's)."""
 OUTPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Outputs) if f.name != "view")
 SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs")
-TOP_KEYS = ("model", "provider", "threads", "max_batch", "max_batch_wait_ms", "defaults", "streams")
+TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms", "defaults", "streams")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class ServeConfig:
     model: Path
     streams: tuple[StreamConfig, ...]
     provider: str | None = None
+    precision: str = "auto"
     threads: int = 0
     batching: BatchingConfig = BatchingConfig()
 
@@ -204,6 +206,8 @@ def parse_serve_config(path: Path, data: Mapping[str, Any]) -> ServeConfig:
     provider = data.get("provider")
     if provider is not None:
         _typed(path, "provider", provider, (str,), "a provider name (cpu, cuda...)")
+    precision = _typed(path, "precision", data.get("precision", "auto"), (str,),
+                       "auto, fp32, int8 or fp16")
     threads = _typed(path, "threads", data.get("threads", 0), (int,), "an integer >= 0")
     max_batch = _typed(path, "max_batch", data.get("max_batch", DEFAULT_MAX_BATCH), (int,),
                        "an integer >= 1")
@@ -225,7 +229,7 @@ def parse_serve_config(path: Path, data: Mapping[str, Any]) -> ServeConfig:
     if not isinstance(streams, Mapping) or not streams:
         raise _fail(path, "streams", "missing or empty", "one [streams.NAME] table per stream")
     return ServeConfig(
-        model=model, provider=provider, threads=threads, batching=batching,
+        model=model, provider=provider, precision=precision, threads=threads, batching=batching,
         streams=tuple(_stream(path, name, t, base) for name, t in streams.items()),
     )
 

@@ -43,7 +43,7 @@ def run_streams(runners: list[StreamRunner], stop: threading.Event) -> None:
 
 def serve_local(config: ServeConfig, stop: threading.Event) -> ServeReport:
     """Run every stream of ``config`` on one engine until they end or ``stop`` is set."""
-    engine = open_engine(config.model, config.provider, config.threads)
+    engine = open_engine(config.model, config.provider, config.threads, config.precision)
     batcher = Batcher(engine, config.batching)
     runners = [StreamRunner(s, batcher.client) for s in config.streams]
     try:

@@ -25,7 +25,7 @@ import ray
 from ray import serve
 
 from avstream.cluster import LOCAL, connect
-from avstream.serve.batcher import EngineFacade, _Request, run_batch
+from avstream.serve.batcher import MS_PER_S, EngineFacade, _Request, run_batch
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
 from avstream.serve.streams import StreamOutcome, StreamRunner
@@ -43,11 +43,11 @@ OK, FAILED = "ok", "error"
 class InferenceModel:
     """The deployment's class (``serve.deployment`` is applied in ``deploy``)."""
 
-    def __init__(self, model: str, provider: str | None, threads: int, max_batch: int,
-                 wait_s: float) -> None:
+    def __init__(self, model: str, provider: str | None, threads: int, precision: str,
+                 max_batch: int, wait_s: float) -> None:
         from avstream.driver import open_engine
 
-        self.engine = open_engine(model, provider, threads)
+        self.engine = open_engine(model, provider, threads, precision)
         self.call.set_max_batch_size(max_batch)
         self.call.set_batch_wait_timeout_s(wait_s)
 
@@ -112,8 +112,8 @@ def deploy(config: ServeConfig) -> Any:
         InferenceModel, name="inference", num_replicas=1,
         max_ongoing_requests=max(2 * b.max_batch, 2 * len(config.streams)),
         ray_actor_options={"num_cpus": max(1, config.threads), "num_gpus": gpus},
-    ).bind(str(config.model), config.provider, config.threads, b.max_batch,
-           b.max_wait_ms / 1000.0)
+    ).bind(str(config.model), config.provider, config.threads, config.precision,
+           b.max_batch, b.max_wait_ms / MS_PER_S)
     serve.start(proxy_location="Disabled")
     return serve.run(app, name=APP_NAME, route_prefix=None)
 

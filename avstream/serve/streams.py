@@ -19,9 +19,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from avstream.clock import PacedSource, WallClock
+from avstream.clock import WallClock
 from avstream.errors import AvstreamError
 from avstream.outputs import Sink
 from avstream.outputs.records import HopRecord, RunInfo
@@ -29,6 +30,7 @@ from avstream.outputs.summary import RunSummary
 from avstream.pipeline import Pipeline
 from avstream.serve.config import DEFAULT_MIC, StreamConfig
 from avstream.sources.base import Source
+from avstream.sources.paced import PacedSource
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,14 @@ class StreamSinks:
         if sinks is not None and self._last is not None:
             for s in sinks:
                 s.end(self._last)
+
+
+def _open_outputs(config: StreamConfig) -> list[Sink]:
+    """The stream's sinks; the folder of its JSON lines file is created if missing."""
+    jsonl = config.outputs.jsonl
+    if jsonl is not None and jsonl != "-":
+        Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
+    return config.outputs.sinks()[0]
 
 
 def open_source(config: StreamConfig) -> tuple[Source, WallClock | None]:
@@ -145,7 +155,7 @@ class StreamRunner:
 
     def run(self) -> StreamOutcome:
         c = self.config
-        sinks = StreamSinks(c.name, lambda: c.outputs.sinks()[0])
+        sinks = StreamSinks(c.name, lambda: _open_outputs(c))
         backoff = RESTART_FIRST_S
         try:
             while not self._stop.is_set():
@@ -173,9 +183,10 @@ class StreamRunner:
             log.error("stream %s: %s", self.config.name, e)
             return str(e)
         try:
-            pipeline = Pipeline(engine, self.config.pipeline, [sinks], clock=clock)
+            stop = threading.Event()
             if clock is not None and not source.info.live:
-                source = PacedSource(source, clock, stop=pipeline.stop_event)
+                source = PacedSource(source, clock, stop)
+            pipeline = Pipeline(engine, self.config.pipeline, [sinks], clock=clock, stop=stop)
             with self._lock:
                 self._pipeline = pipeline
                 if self._stop.is_set():
