@@ -3,7 +3,7 @@
     python bench/streams.py [--json] [--seconds 15] [--max-streams 16] [--demo BUNDLE]
 
 For each bundle (the paper model as int8, untrained, built by ``bench.common.prepare_bundle``;
-and the demo bundle, ``avstream demo``'s), N copies of a synthetic recording (bench/stream.py's,
+and the demo bundle, ``avstream demo``'s, found through AVSTREAM_CACHE like the demo), N copies of a synthetic recording (bench/stream.py's,
 ``--seconds`` long) are played at live pace, N = 1, 2, 3, 4, 6, 8, 12, ... up to
 ``--max-streams``, in two ways side by side:
 
@@ -207,15 +207,26 @@ def _at(r: dict[str, Any], mode: str, key: str) -> float | None:
     return held[-1]["per_stream"][key] if held else None
 
 
+def demo_bundle() -> Path:
+    """``avstream demo``'s bundle (AVSTREAM_CACHE or ~/.cache/avstream), built if missing."""
+    from avstream.demo import build_assets, cached_assets, default_cache_dir
+
+    root = default_cache_dir()
+    return (cached_assets(root) or build_assets(root)).bundle
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.stream import recording
 
     t0 = time.monotonic()
     report: dict[str, Any] = {"machine": machine_info().to_dict(), "seconds": args.seconds}
     media = recording(args.seconds / 60.0, args.cache)
-    bundles = {"int8": Path(args.int8) if args.int8 else prepare_bundle("paper", "int8", args.cache)}
-    if args.demo:
-        bundles["demo"] = Path(args.demo)
+    bundles: dict[str, Path] = {}
+    if "int8" in args.bundles:
+        bundles["int8"] = Path(args.int8) if args.int8 else prepare_bundle("paper", "int8",
+                                                                            args.cache)
+    if "demo" in args.bundles:
+        bundles["demo"] = Path(args.demo) if args.demo else demo_bundle()
     work = Path(tempfile.mkdtemp(prefix="avstream-bench-streams-"))
     try:
         for name, bundle in bundles.items():
@@ -227,8 +238,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report[f"rss_mb_per_stream_processes_{name}"] = _at(r, "processes", "rss_mb")
             report[f"cpu_percent_per_stream_batched_{name}"] = _at(r, "batched", "cpu_percent")
             report[f"cpu_percent_per_stream_processes_{name}"] = _at(r, "processes", "cpu_percent")
-        report["rss_mb_per_stream_batched"] = report["rss_mb_per_stream_batched_int8"]
-        report["batch_stream_hours_per_hour"] = report["int8"].get("batch_stream_hours_per_hour")
+        first = next(iter(bundles))  # int8 unless only the demo ran
+        report["rss_mb_per_stream_batched"] = report[f"rss_mb_per_stream_batched_{first}"]
+        report["batch_stream_hours_per_hour"] = report[first].get("batch_stream_hours_per_hour")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["bench_wall_s"] = round(time.monotonic() - t0, 1)
@@ -267,7 +279,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-files", type=int, default=DEFAULT_BATCH_FILES,
                     help="copies of the recording labelled by `avstream batch` (0: skip)")
     ap.add_argument("--int8", help="a paper int8 bundle (default: built untrained, cached)")
-    ap.add_argument("--demo", help="the demo bundle (e.g. ~/.cache/avstream/demo-v1/bundle)")
+    ap.add_argument("--demo", help="the demo bundle (default: avstream demo's, built if missing)")
+    ap.add_argument("--bundles", type=lambda s: s.split(","), default=["int8", "demo"],
+                    help="which to run, comma-separated (default int8,demo)")
     ap.add_argument("--cache", type=Path, help="bundle and recording cache "
                     "(default ~/.cache/avstream/bench)")
     ap.add_argument("-v", "--verbose", action="store_true")
