@@ -39,7 +39,9 @@ Kind = Literal["encode", "infer"]
 
 
 @dataclass(eq=False)
-class _Request:
+class Request:
+    """One call of a stream's engine, waiting for (then holding) its result."""
+
     client: int
     kind: Kind
     args: tuple[Any, ...]
@@ -95,7 +97,7 @@ class Batcher:
     def __init__(self, engine: Any, config: BatchingConfig) -> None:
         self.engine = engine
         self.config = config
-        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._queue: queue.Queue[Request] = queue.Queue()
         self._lock = threading.Lock()
         self._clients: set[int] = set()
         self._next_id = 0
@@ -120,7 +122,7 @@ class Batcher:
         """Queue one request and wait for its result (its exception is raised here)."""
         if self._stop.is_set():
             raise RuntimeError("the batcher is closed")
-        req = _Request(cid, kind, args)
+        req = Request(cid, kind, args)
         self._queue.put(req)
         req.done.wait()
         if req.error is not None:
@@ -137,7 +139,7 @@ class Batcher:
 
     # ------------------------------------------------------------------ the thread
 
-    def _gather(self, first: _Request) -> list[_Request]:
+    def _gather(self, first: Request) -> list[Request]:
         batch = [first]
         deadline = first.t_submit + self.config.max_wait_ms / MS_PER_S
         while len(batch) < self.config.max_batch:
@@ -170,7 +172,7 @@ class Batcher:
             run_batch(self.engine, batch)
 
 
-def _settle(requests: Sequence[_Request], results: Sequence[Any] | None,
+def _settle(requests: Sequence[Request], results: Sequence[Any] | None,
             error: BaseException | None) -> None:
     for i, r in enumerate(requests):
         r.error = error
@@ -178,7 +180,7 @@ def _settle(requests: Sequence[_Request], results: Sequence[Any] | None,
         r.done.set()
 
 
-def run_batch(engine: Any, batch: Sequence[_Request]) -> None:
+def run_batch(engine: Any, batch: Sequence[Request]) -> None:
     """Run a gathered batch on ``engine``: one encode call, one infer_batch per modality set."""
     encodes = [r for r in batch if r.kind == "encode"]
     if encodes:
@@ -189,7 +191,7 @@ def run_batch(engine: Any, batch: Sequence[_Request]) -> None:
             _settle(encodes, np.split(features, bounds), None)
         except Exception as e:  # noqa: BLE001 - handed to each waiting stream
             _settle(encodes, None, e)
-    groups: dict[tuple[bool, bool], list[_Request]] = defaultdict(list)
+    groups: dict[tuple[bool, bool], list[Request]] = defaultdict(list)
     for r in batch:
         if r.kind == "infer":
             groups[r.modalities].append(r)

@@ -25,7 +25,7 @@ import ray
 from ray import serve
 
 from avstream.cluster import LOCAL, connect
-from avstream.serve.batcher import MS_PER_S, EngineFacade, _Request, run_batch
+from avstream.serve.batcher import MS_PER_S, EngineFacade, Request, run_batch
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
 from avstream.serve.streams import StreamOutcome, StreamRunner
@@ -59,7 +59,7 @@ class InferenceModel:
     @serve.batch  # sized in __init__ from the config (set_max_batch_size, ...)
     async def call(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, Any]]:
         """A batch of (kind, args) requests -> (ok, result) or (error, message) each."""
-        requests = [_Request(client=i, kind=kind, args=args)  # type: ignore[arg-type]
+        requests = [Request(client=i, kind=kind, args=args)  # type: ignore[arg-type]
                     for i, (kind, args) in enumerate(items)]
         run_batch(self.engine, requests)
         return [(OK, r.result) if r.error is None else (FAILED, f"{type(r.error).__name__}: "
