@@ -13,8 +13,9 @@ and the demo bundle, ``avstream demo``'s, found through AVSTREAM_CACHE like the 
 
 A run *holds* N streams when every stream wrote as many records as a ``--fast`` replay of the
 recording has windows: no hop dropped, none without media. The figure is the largest N that
-held before the first N that did not. CPU seconds and peak resident memory come from the
-kernel's accounting of each finished process (``wait4``); per stream = total / N.
+held before the first N that did not. CPU seconds come from the kernel's accounting of each
+finished process (``wait4``), peak resident memory from sampling each process; per stream =
+total / N (CPU as a share of one core over the run's wall time, start-up included).
 
 Archive labelling throughput: ``avstream batch`` over ``--batch-files`` copies of the recording
 with 1 and 2 workers, in stream hours per wall-clock hour.
@@ -38,6 +39,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/streams.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil  # noqa: E402
+
 from avstream.errors import AvstreamError  # noqa: E402
 from bench.common import load_average, machine_info, prepare_bundle, table, write_json  # noqa: E402
 
@@ -49,7 +52,8 @@ DEFAULT_MAX_STREAMS = 16
 DEFAULT_BATCH_FILES = 4
 RUN_MARGIN_S = 60.0
 """A run is killed this long after its recording should have ended (start-up included)."""
-KB_PER_MB = 1024.0
+MB = 1024.0 * 1024.0
+RSS_SAMPLE_S = 0.1
 S_PER_H = 3600.0
 WORKER_COUNTS: tuple[int, ...] = (1, 2)
 
@@ -60,7 +64,9 @@ class Usage:
     cpu_s: float
     """User + system CPU seconds of all processes of the run."""
     max_rss_mb: float
-    """Sum over the run's processes of each one's peak resident memory."""
+    """Sum over the run's processes of each one's peak resident memory (sampled every
+    ``RSS_SAMPLE_S``: the kernel's ``ru_maxrss`` would count the benchmark's own memory, which a
+    child inherits until it execs)."""
 
 
 @dataclass(frozen=True)
@@ -83,28 +89,38 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
 
 
+def _rss_mb(proc: psutil.Process) -> float:
+    try:
+        return proc.memory_info().rss / MB
+    except psutil.Error:  # ended between two samples
+        return 0.0
+
+
 def run_processes(commands: list[list[str]], timeout_s: float) -> Usage:
-    """Start the commands together, wait for all; their CPU and peak RSS from ``wait4``."""
+    """Start the commands together, wait for all: CPU seconds from ``wait4`` (the kernel's
+    accounting of each finished child), peak RSS of each sampled every ``RSS_SAMPLE_S``."""
     t0 = time.monotonic()
     procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
              for c in commands]
-    cpu = rss = 0.0
+    watched = {p.pid: psutil.Process(p.pid) for p in procs}
+    peaks = dict.fromkeys(watched, 0.0)
+    cpu = 0.0
     pids = {p.pid: p for p in procs}
     deadline = t0 + timeout_s
     while pids:
         for pid in list(pids):
+            peaks[pid] = max(peaks[pid], _rss_mb(watched[pid]))
             done, _, ru = os.wait4(pid, os.WNOHANG)
             if done:
                 pids.pop(pid).returncode = 0
                 cpu += ru.ru_utime + ru.ru_stime
-                rss += ru.ru_maxrss / KB_PER_MB
         if time.monotonic() > deadline:
             for p in pids.values():
                 p.kill()
             log.warning("%d process(es) killed after %.0f s", len(pids), timeout_s)
             deadline = float("inf")
-        time.sleep(0.05)
-    return Usage(round(time.monotonic() - t0, 2), round(cpu, 2), round(rss, 1))
+        time.sleep(RSS_SAMPLE_S)
+    return Usage(round(time.monotonic() - t0, 2), round(cpu, 2), round(sum(peaks.values()), 1))
 
 
 def _count(path: Path) -> int:
