@@ -127,3 +127,16 @@ def test_ray_without_ray_installed_says_what_to_install(tmp_path: Path, command:
 def test_load_names_an_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(AvstreamError, match="cannot be read"):
         load_serve_config(tmp_path / "none.toml")
+
+
+def test_a_bare_ray_option_means_a_local_instance_and_an_address_is_checked() -> None:
+    from avstream.cli import bare_option
+    from avstream.cluster import LOCAL, check_address
+
+    assert bare_option(["avstream", "serve", "c.toml", "--ray"], "--ray", LOCAL)[-1] == "--ray=local"
+    assert bare_option(["x", "--ray", "--workers", "2"], "--ray", LOCAL)[1] == "--ray=local"
+    assert bare_option(["x", "--ray", "auto"], "--ray", LOCAL) == ["x", "--ray", "auto"]
+    for ok in ("auto", "local", "10.0.0.5:6379", "ray://head.lan:10001"):
+        assert check_address(ok) == ok
+    with pytest.raises(AvstreamError, match="--ray=ADDRESS, or --ray after the inputs"):
+        check_address("recordings/")
