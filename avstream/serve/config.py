@@ -57,6 +57,8 @@ PIPELINE_KEYS: dict[str, Any] = {
 }
 """Pipeline options a stream (or [defaults]) may set, with their defaults (the CLI's)."""
 OUTPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Outputs) if f.name != "view")
+STREAM_NAME_OUTPUT = "name"
+"""The ``Outputs`` field naming a stream in network outputs: the stream's name unless given."""
 SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs")
 TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms", "defaults", "streams")
 
@@ -163,6 +165,8 @@ def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any]) -> Strea
     _unknown(path, f"{where}.outputs.", outputs_table, OUTPUT_KEYS)
     outputs_values = {k: (str(_file(path, f"{where}.outputs.{k}", v)) if k == "jsonl" and v != "-"
                           else v) for k, v in outputs_table.items()}
+    if STREAM_NAME_OUTPUT in OUTPUT_KEYS:  # network outputs name their topics/metrics by it
+        outputs_values.setdefault(STREAM_NAME_OUTPUT, name)
     try:
         outputs = Outputs(view=False, **outputs_values)
     except (TypeError, ValueError, AvstreamError) as e:
