@@ -2,13 +2,14 @@
 
 Each stream's pipeline gets a ``BatchedEngine``: the members of ``Engine`` (``format``,
 ``providers``, ``precision``, ``encode_frames``, ``infer``, ``infer_batch``), each call handed
-to the one ``Batcher`` thread and waited for. The batcher takes the first request waiting, then
-gathers more for at most ``max_wait_ms`` (sooner when every open stream has one waiting, or at
-``max_batch`` requests), and runs them together: all frame encodes as one ``encode_frames``
-call, the windows as one ``infer_batch`` call per set of modalities (audio+video, audio only,
-video only). The graphs have a batch axis, so a batch costs far less than its requests one by
-one on a GPU, and on a CPU it saves the per-call overhead and keeps the cores busy with larger
-matrix products.
+to the one ``Batcher`` thread and waited for. The batcher takes the first request waiting and
+every other one already queued, then waits for more for at most ``max_wait_ms`` after the first
+was asked (less when every open stream has one waiting, or at ``max_batch`` requests), and runs
+them together: all frame encodes as one ``encode_frames`` call, the windows as one
+``infer_batch`` call per set of modalities (audio+video, audio only, video only). The graphs
+have a batch axis, so on a GPU a batch costs far less than its requests one by one; on a CPU
+the gain is small (the cores are already busy with one frame), and what is shared is the one
+set of sessions: the memory of one model, not N.
 
 The wait is bounded: a window never waits more than ``max_wait_ms`` for others, plus the
 batch that is running when it arrives. Results are the engine's own, row for row.
@@ -147,6 +148,11 @@ class Batcher:
                 everyone = self._clients <= {r.client for r in batch}
             if everyone:
                 break
+            try:  # what is already waiting joins at once, even past the deadline
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
             left = deadline - time.monotonic()
             if left <= 0:
                 break
