@@ -3,7 +3,7 @@
     python bench/streams.py [--json] [--seconds 15] [--max-streams 16] [--demo BUNDLE]
 
 For each bundle (the paper model as int8, untrained, built by ``bench.common.prepare_bundle``;
-and the demo bundle, ``avstream demo``'s, found through AVSTREAM_CACHE like the demo), N copies of a synthetic recording (bench/stream.py's,
+and the demo bundle: ``avstream demo``'s if built, else its graphs untrained), N copies of a synthetic recording (bench/stream.py's,
 ``--seconds`` long) are played at live pace, N = 1, 2, 3, 4, 6, 8, 12, ... up to
 ``--max-streams``, in two ways side by side:
 
@@ -230,12 +230,14 @@ def _at(r: dict[str, Any], mode: str, key: str) -> float | None:
     return held[-1]["per_stream"][key] if held else None
 
 
-def demo_bundle() -> Path:
-    """``avstream demo``'s bundle (AVSTREAM_CACHE or ~/.cache/avstream), built if missing."""
-    from avstream.demo import build_assets, cached_assets, default_cache_dir
+def demo_bundle(cache: Path | None) -> Path:
+    """``avstream demo``'s bundle if it is built (AVSTREAM_CACHE or ~/.cache/avstream), else the
+    same graphs untrained (the ``demo`` preset, fp32 as the demo exports it): its speed does
+    not depend on its weights, and training it takes minutes."""
+    from avstream.demo import cached_assets, default_cache_dir
 
-    root = default_cache_dir()
-    return (cached_assets(root) or build_assets(root)).bundle
+    assets = cached_assets(default_cache_dir())
+    return assets.bundle if assets is not None else prepare_bundle("demo", "fp32", cache)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -249,7 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bundles["int8"] = Path(args.int8) if args.int8 else prepare_bundle("paper", "int8",
                                                                             args.cache)
     if "demo" in args.bundles:
-        bundles["demo"] = Path(args.demo) if args.demo else demo_bundle()
+        bundles["demo"] = Path(args.demo) if args.demo else demo_bundle(args.cache)
     work = Path(tempfile.mkdtemp(prefix="avstream-bench-streams-"))
     try:
         for name, bundle in bundles.items():
@@ -302,7 +304,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-files", type=int, default=DEFAULT_BATCH_FILES,
                     help="copies of the recording labelled by `avstream batch` (0: skip)")
     ap.add_argument("--int8", help="a paper int8 bundle (default: built untrained, cached)")
-    ap.add_argument("--demo", help="the demo bundle (default: avstream demo's, built if missing)")
+    ap.add_argument("--demo", help="the demo bundle (default: avstream demo's if built, else "
+                    "the demo preset untrained)")
     ap.add_argument("--bundles", type=lambda s: s.split(","), default=["int8", "demo"],
                     help="which to run, comma-separated (default int8,demo)")
     ap.add_argument("--cache", type=Path, help="bundle and recording cache "
