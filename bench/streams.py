@@ -12,7 +12,10 @@ and the demo bundle: ``avstream demo``'s if built, else its graphs untrained), N
 - processes: N ``avstream replay --realtime`` processes, one thread per graph each.
 
 A run *holds* N streams when every stream wrote as many records as a ``--fast`` replay of the
-recording has windows: no hop dropped, none without media. The figure is the largest N that
+recording has windows (no hop dropped, none without media) and kept up with the wall clock: the
+99th percentile of the records' ``lag`` (wall time behind the window's end) is at most
+``MAX_LAG_MS``. (A process short of CPU may fall behind in decoding instead of dropping hops;
+its windows then come seconds late, which is not live either.) The figure is the largest N that
 held before the first N that did not. CPU seconds come from the kernel's accounting of each
 finished process (``wait4``), peak resident memory from sampling each process; per stream =
 total / N (CPU as a share of one core over the run's wall time, start-up included).
@@ -24,6 +27,7 @@ with 1 and 2 workers, in stream hours per wall-clock hour.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -39,6 +43,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/streams.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from avstream.errors import AvstreamError  # noqa: E402
@@ -56,6 +61,9 @@ MB = 1024.0 * 1024.0
 RSS_SAMPLE_S = 0.1
 S_PER_H = 3600.0
 WORKER_COUNTS: tuple[int, ...] = (1, 2)
+MAX_LAG_MS = 1000.0
+"""A stream whose records come more than this behind the wall clock (p99) is not held."""
+LAG_PERCENTILE = 99
 KEEP_GOING_DELIVERED = 0.5
 """Past the first failure, larger N are still run while this share of windows is delivered."""
 
@@ -78,6 +86,8 @@ class Trial:
     held: bool
     records: list[int]
     expected: int
+    lag_ms_p99: float | None
+    """Over every record of the run; None when no record has a lag."""
     usage: Usage
 
     def per_stream(self) -> dict[str, float]:
@@ -110,24 +120,39 @@ def run_processes(commands: list[list[str]], timeout_s: float) -> Usage:
     cpu = 0.0
     pids = {p.pid: p for p in procs}
     deadline = t0 + timeout_s
-    while pids:
-        for pid in list(pids):
-            peaks[pid] = max(peaks[pid], _rss_mb(watched[pid]))
-            done, _, ru = os.wait4(pid, os.WNOHANG)
-            if done:
-                pids.pop(pid).returncode = 0
-                cpu += ru.ru_utime + ru.ru_stime
-        if time.monotonic() > deadline:
-            for p in pids.values():
-                p.kill()
-            log.warning("%d process(es) killed after %.0f s", len(pids), timeout_s)
-            deadline = float("inf")
-        time.sleep(RSS_SAMPLE_S)
+    try:
+        while pids:
+            for pid in list(pids):
+                peaks[pid] = max(peaks[pid], _rss_mb(watched[pid]))
+                done, _, ru = os.wait4(pid, os.WNOHANG)
+                if done:
+                    pids.pop(pid).returncode = 0
+                    cpu += ru.ru_utime + ru.ru_stime
+            if time.monotonic() > deadline:
+                for p in pids.values():
+                    p.kill()
+                log.warning("%d process(es) killed after %.0f s", len(pids), timeout_s)
+                deadline = float("inf")
+            time.sleep(RSS_SAMPLE_S)
+    finally:  # interrupted: leave nothing running
+        for p in pids.values():
+            p.kill()
     return Usage(round(time.monotonic() - t0, 2), round(cpu, 2), round(sum(peaks.values()), 1))
 
 
 def _count(path: Path) -> int:
     return sum(1 for _ in path.open(encoding="utf-8")) if path.exists() else 0
+
+
+def _lags(paths: Sequence[Path]) -> list[float]:
+    out = []
+    for p in paths:
+        if p.exists():
+            for line in p.open(encoding="utf-8"):
+                lag = json.loads(line)["latency_ms"].get("lag")
+                if lag is not None:
+                    out.append(float(lag))
+    return out
 
 
 def expected_windows(bundle: Path, media: Path, work: Path) -> int:
@@ -161,11 +186,14 @@ def trial(mode: str, bundle: Path, media: Path, n: int, expected: int, seconds: 
                      "--jsonl", str(out / f"s{i}.jsonl"), "--no-view", "--threads", "1"]
                     for i in range(n)]
     usage = run_processes(commands, seconds + RUN_MARGIN_S)
-    records = [_count(out / f"s{i}.jsonl") for i in range(n)]
-    held = all(r == expected for r in records)
-    log.info("%s x%d: %s records %s of %d, %s", mode, n, "held" if held else "FELL BEHIND",
-             records, expected, usage)
-    return Trial(mode, n, held, records, expected, usage)
+    paths = [out / f"s{i}.jsonl" for i in range(n)]
+    records = [_count(p) for p in paths]
+    lags = _lags(paths)
+    lag = round(float(np.percentile(lags, LAG_PERCENTILE)), 1) if lags else None
+    held = all(r == expected for r in records) and lag is not None and lag <= MAX_LAG_MS
+    log.info("%s x%d: %s records %s of %d, lag p99 %s ms, %s", mode, n,
+             "held" if held else "FELL BEHIND", records, expected, lag, usage)
+    return Trial(mode, n, held, records, expected, lag, usage)
 
 
 def most_streams(mode: str, bundle: Path, media: Path, expected: int, seconds: float,
@@ -283,9 +311,11 @@ def render(r: dict[str, Any]) -> str:
             for t in r[name][mode]["trials"]:
                 rows.append([name, mode, str(t["streams"]), "yes" if t["held"] else "no",
                              f"{t['per_stream']['windows_delivered']:.0%}",
+                             "-" if t["lag_ms_p99"] is None else f"{t['lag_ms_p99']:.0f}",
                              f"{t['per_stream']['cpu_percent']:.0f}",
                              f"{t['per_stream']['rss_mb']:.0f}"])
-    head = ["bundle", "mode", "streams", "held", "windows", "CPU %/stream", "RSS MB/stream"]
+    head = ["bundle", "mode", "streams", "held", "windows", "lag p99 ms", "CPU %/stream",
+            "RSS MB/stream"]
     lines = [table(head, rows), ""]
     for k, v in r.items():
         if k.startswith(("streams_", "rss_mb_per", "cpu_percent_per", "batch_stream")):
