@@ -2,14 +2,15 @@
 
 Each stream's pipeline gets a ``BatchedEngine``: the members of ``Engine`` (``format``,
 ``providers``, ``precision``, ``encode_frames``, ``infer``, ``infer_batch``), each call handed
-to the one ``Batcher`` thread and waited for. The batcher takes the first request waiting and
-every other one already queued, then waits for more for at most ``max_wait_ms`` after the first
-was asked (less when every open stream has one waiting, or at ``max_batch`` requests), and runs
-them together: all frame encodes as one ``encode_frames`` call, the windows as one
-``infer_batch`` call per set of modalities (audio+video, audio only, video only). The graphs
-have a batch axis, so on a GPU a batch costs far less than its requests one by one; on a CPU
-the gain is small (the cores are already busy with one frame), and what is shared is the one
-set of sessions: the memory of one model, not N.
+to the ``Batcher`` and waited for. The batcher has one thread for frame encodes and one for
+windows (as one stream's own process encodes frames in the background while it runs windows).
+Each takes the first request waiting and every other one already queued, then waits for more
+for at most ``max_wait_ms`` after the first was asked (less when every open stream has one
+waiting, or at ``max_batch`` requests), and runs them together: all frame encodes as one
+``encode_frames`` call, the windows as one ``infer_batch`` call per set of modalities
+(audio+video, audio only, video only). The graphs have a batch axis, so on a GPU a batch costs
+far less than its requests one by one; on a CPU the gain is small (the cores are already busy
+with one frame), and what is shared is the one set of sessions: the memory of one model, not N.
 
 The wait is bounded: a window never waits more than ``max_wait_ms`` for others, plus the
 batch that is running when it arrives. Results are the engine's own, row for row.
@@ -92,20 +93,86 @@ class EngineFacade:
                            None if features is None else features[i]) for i in range(n)]
 
 
+class _Lane:
+    """One kind of request (frame encodes, or windows) with its own queue and thread: a window
+    never waits behind other streams' frame encodes, which are needed only later (they run
+    ahead of their windows), exactly as in one stream's own process."""
+
+    def __init__(self, kind: Kind, batcher: Batcher) -> None:
+        self.kind = kind
+        self.batcher = batcher
+        self.queue: queue.Queue[Request] = queue.Queue()
+        self.stats = BatchStats()
+        self.thread = threading.Thread(target=self._loop, name=f"avstream-batcher-{kind}",
+                                       daemon=True)
+        self.thread.start()
+
+    def _gather(self, first: Request) -> list[Request]:
+        config = self.batcher.config
+        batch = [first]
+        deadline = first.t_submit + config.max_wait_ms / MS_PER_S
+        while len(batch) < config.max_batch:
+            if self.batcher.all_present(batch):
+                break
+            try:  # what is already waiting joins at once, even past the deadline
+                batch.append(self.queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self.queue.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
+
+    def _loop(self) -> None:
+        stop = self.batcher.stopping
+        while not stop.is_set():
+            try:
+                first = self.queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            batch = self._gather(first)
+            s = self.stats
+            s.batches += 1
+            s.requests += len(batch)
+            s.largest = max(s.largest, len(batch))
+            waited = (time.monotonic() - min(r.t_submit for r in batch)) * MS_PER_S
+            s.wait_ms_max = max(s.wait_ms_max, waited)
+            run_batch(self.batcher.engine, batch)
+
+    def fail_waiting(self) -> None:
+        """After the thread ended: nobody is left to run what is queued; fail it, never hang."""
+        while not self.queue.empty():
+            req = self.queue.get_nowait()
+            req.error = RuntimeError("the batcher closed before this request ran")
+            req.done.set()
+
+
 class Batcher:
-    """The one thread that runs ``engine`` for every stream; ``client()`` per stream."""
+    """Runs ``engine`` for every stream, one thread per kind of request; ``client()`` per
+    stream."""
 
     def __init__(self, engine: Any, config: BatchingConfig) -> None:
         self.engine = engine
         self.config = config
-        self._queue: queue.Queue[Request] = queue.Queue()
         self._lock = threading.Lock()
         self._clients: set[int] = set()
         self._next_id = 0
-        self._stop = threading.Event()
-        self.stats = BatchStats()
-        self._thread = threading.Thread(target=self._loop, name="avstream-batcher", daemon=True)
-        self._thread.start()
+        self.stopping = threading.Event()
+        self._lanes: dict[str, _Lane] = {k: _Lane(k, self) for k in ("encode", "infer")}  # type: ignore[arg-type]
+
+    @property
+    def stats(self) -> BatchStats:
+        """Both lanes together."""
+        lanes = [lane.stats for lane in self._lanes.values()]
+        return BatchStats(batches=sum(s.batches for s in lanes),
+                          requests=sum(s.requests for s in lanes),
+                          largest=max(s.largest for s in lanes),
+                          wait_ms_max=max(s.wait_ms_max for s in lanes))
 
     def client(self) -> BatchedEngine:
         """A stand-in engine for one stream; ``close()`` it when the stream ends."""
@@ -119,63 +186,27 @@ class Batcher:
         with self._lock:
             self._clients.discard(cid)
 
+    def all_present(self, batch: Sequence[Request]) -> bool:
+        """Every open stream has a request in ``batch``: waiting longer gains nothing."""
+        with self._lock:
+            return self._clients <= {r.client for r in batch}
+
     def submit(self, cid: int, kind: Kind, *args: Any) -> Any:
         """Queue one request and wait for its result (its exception is raised here)."""
-        if self._stop.is_set():
+        if self.stopping.is_set():
             raise RuntimeError("the batcher is closed")
         req = Request(cid, kind, args)
-        self._queue.put(req)
+        self._lanes[kind].queue.put(req)
         req.done.wait()
         if req.error is not None:
             raise req.error
         return req.result
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        while not self._queue.empty():  # nobody is left to run these: fail them, never hang
-            req = self._queue.get_nowait()
-            req.error = RuntimeError("the batcher closed before this request ran")
-            req.done.set()
-
-    # ------------------------------------------------------------------ the thread
-
-    def _gather(self, first: Request) -> list[Request]:
-        batch = [first]
-        deadline = first.t_submit + self.config.max_wait_ms / MS_PER_S
-        while len(batch) < self.config.max_batch:
-            with self._lock:
-                everyone = self._clients <= {r.client for r in batch}
-            if everyone:
-                break
-            try:  # what is already waiting joins at once, even past the deadline
-                batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=left))
-            except queue.Empty:
-                break
-        return batch
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            batch = self._gather(first)
-            now = time.monotonic()
-            s = self.stats
-            s.batches += 1
-            s.requests += len(batch)
-            s.largest = max(s.largest, len(batch))
-            s.wait_ms_max = max(s.wait_ms_max, (now - min(r.t_submit for r in batch)) * MS_PER_S)
-            run_batch(self.engine, batch)
+        self.stopping.set()
+        for lane in self._lanes.values():
+            lane.thread.join()
+            lane.fail_waiting()
 
 
 def _settle(requests: Sequence[Request], results: Sequence[Any] | None,

@@ -1,9 +1,10 @@
 """``avstream serve CONFIG --ray [ADDRESS]``: inference as a Ray Serve deployment, streams as actors.
 
-- ``InferenceModel``: a Ray Serve deployment holding the bundle's sessions. Its one method
-  ``call`` is ``@serve.batch``-ed: requests from every stream that arrive within
+- ``InferenceModel``: a Ray Serve deployment holding the bundle's sessions. Its methods
+  ``encode`` and ``infer`` are ``@serve.batch``-ed: requests from every stream that arrive within
   ``max_batch_wait_ms`` (up to ``max_batch``) run together, grouped exactly as the local batcher
-  groups them (``avstream.serve.batcher.run_batch``). Its replicas ask for a GPU when the
+  groups them (``avstream.serve.batcher.run_batch``); frame encodes and windows are two
+  batched methods whose batches run side by side. Its replicas ask for a GPU when the
   cluster has one (and then run CUDA, which ``providers`` reports).
 - ``StreamActor``: one per stream, running the same ``StreamRunner`` as a local serve (capture,
   windowing, smoothing, outputs) with a ``RemoteEngine`` whose calls go to the deployment.
@@ -17,6 +18,7 @@ through handles inside the Ray cluster.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
@@ -48,8 +50,9 @@ class InferenceModel:
         from avstream.driver import open_engine
 
         self.engine = open_engine(model, provider, threads, precision)
-        self.call.set_max_batch_size(max_batch)
-        self.call.set_batch_wait_timeout_s(wait_s)
+        for method in (self.encode, self.infer):
+            method.set_max_batch_size(max_batch)
+            method.set_batch_wait_timeout_s(wait_s)
 
     def describe(self) -> tuple[Any, dict[str, tuple[str, ...]], str]:
         """What a stand-in engine copies: format, providers really running, precision."""
@@ -57,11 +60,21 @@ class InferenceModel:
         return e.format, e.providers, e.precision
 
     @serve.batch  # sized in __init__ from the config (set_max_batch_size, ...)
-    async def call(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, Any]]:
-        """A batch of (kind, args) requests -> (ok, result) or (error, message) each."""
+    async def encode(self, items: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+        """A batch of frame encodes -> (ok, features) or (error, message) each."""
+        return await self._run("encode", items)
+
+    @serve.batch
+    async def infer(self, items: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+        """A batch of windows -> (ok, InferenceResult) or (error, message) each."""
+        return await self._run("infer", items)
+
+    async def _run(self, kind: str, items: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+        # In a thread: an encode batch and a window batch run at the same time, as in the
+        # local batcher's two lanes.
         requests = [Request(client=i, kind=kind, args=args)  # type: ignore[arg-type]
-                    for i, (kind, args) in enumerate(items)]
-        run_batch(self.engine, requests)
+                    for i, args in enumerate(items)]
+        await asyncio.to_thread(run_batch, self.engine, requests)
         return [(OK, r.result) if r.error is None else (FAILED, f"{type(r.error).__name__}: "
                                                                 f"{r.error}") for r in requests]
 
@@ -74,7 +87,7 @@ class RemoteEngine(EngineFacade):
         self._handle = handle
 
     def _call(self, kind: str, *args: Any) -> Any:
-        status, value = self._handle.call.remote((kind, args)).result()
+        status, value = getattr(self._handle, kind).remote(args).result()
         if status != OK:
             raise RuntimeError(f"the inference deployment failed: {value}")
         return value
