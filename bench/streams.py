@@ -55,6 +55,7 @@ STREAM_COUNTS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 DEFAULT_SECONDS = 15.0
 DEFAULT_MAX_STREAMS = 16
 DEFAULT_BATCH_FILES = 2
+DEFAULT_WAIT_MS = 0.0
 RUN_MARGIN_S = 60.0
 """A run is killed this long after its recording should have ended (start-up included)."""
 MB = 1024.0 * 1024.0
@@ -163,8 +164,8 @@ def expected_windows(bundle: Path, media: Path, work: Path) -> int:
     return _count(out)
 
 
-def serve_config(bundle: Path, media: Path, n: int, out: Path) -> Path:
-    lines = [f'model = "{bundle}"', "max_batch_wait_ms = 20", ""]
+def serve_config(bundle: Path, media: Path, n: int, out: Path, wait_ms: float) -> Path:
+    lines = [f'model = "{bundle}"', f"max_batch_wait_ms = {wait_ms:g}", ""]
     for i in range(n):
         lines += [f"[streams.s{i}]", f'file = "{media}"', 'pace = "live"',
                   f"[streams.s{i}.outputs]", f'jsonl = "{out / f"s{i}.jsonl"}"', ""]
@@ -173,19 +174,20 @@ def serve_config(bundle: Path, media: Path, n: int, out: Path) -> Path:
     return path
 
 
-def trial(mode: str, bundle: Path, media: Path, n: int, expected: int, seconds: float,
+def trial(mode: str, bundle: Path, media: Path, n: int, expected: int, args: argparse.Namespace,
           work: Path) -> Trial:
     out = work / f"{mode}-{n}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     avstream = [sys.executable, "-m", "avstream"]
     if mode == "batched":
-        commands = [[*avstream, "serve", str(serve_config(bundle, media, n, out))]]
+        commands = [[*avstream, "serve", str(serve_config(bundle, media, n, out,
+                                                          args.max_batch_wait_ms))]]
     else:
         commands = [[*avstream, "replay", str(media), "--model", str(bundle), "--realtime",
                      "--jsonl", str(out / f"s{i}.jsonl"), "--no-view", "--threads", "1"]
                     for i in range(n)]
-    usage = run_processes(commands, seconds + RUN_MARGIN_S)
+    usage = run_processes(commands, args.seconds + RUN_MARGIN_S)
     paths = [out / f"s{i}.jsonl" for i in range(n)]
     records = [_count(p) for p in paths]
     lags = _lags(paths)
@@ -196,14 +198,14 @@ def trial(mode: str, bundle: Path, media: Path, n: int, expected: int, seconds: 
     return Trial(mode, n, held, records, expected, lag, usage)
 
 
-def most_streams(mode: str, bundle: Path, media: Path, expected: int, seconds: float,
-                 max_streams: int, work: Path) -> tuple[int, list[Trial]]:
+def most_streams(mode: str, bundle: Path, media: Path, expected: int, args: argparse.Namespace,
+                 work: Path) -> tuple[int, list[Trial]]:
     """The largest N of STREAM_COUNTS held before the first one that was not. The ladder goes
     on past a failure while a run still delivers ``KEEP_GOING_DELIVERED`` of its windows, so
     the two modes can be compared on a machine too busy to hold any."""
     best, failed, trials = 0, False, []
-    for n in (c for c in STREAM_COUNTS if c <= max_streams):
-        t = trial(mode, bundle, media, n, expected, seconds, work)
+    for n in (c for c in STREAM_COUNTS if c <= args.max_streams):
+        t = trial(mode, bundle, media, n, expected, args, work)
         trials.append(t)
         failed = failed or not t.held
         if not failed:
@@ -242,8 +244,7 @@ def bench_bundle(name: str, bundle: Path, media: Path, args: argparse.Namespace,
     expected = expected_windows(bundle, media, w)
     result: dict[str, Any] = {"bundle": str(bundle), "windows_per_stream": expected}
     for mode in ("batched", "processes"):
-        best, trials = most_streams(mode, bundle, media, expected, args.seconds,
-                                    args.max_streams, w)
+        best, trials = most_streams(mode, bundle, media, expected, args, w)
         result[mode] = {"most_streams": best, "trials": [
             {**asdict(t), "per_stream": t.per_stream()} for t in trials]}
     if args.batch_files > 0:
@@ -273,7 +274,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.stream import recording
 
     t0 = time.monotonic()
-    report: dict[str, Any] = {"machine": machine_info().to_dict(), "seconds": args.seconds}
+    report: dict[str, Any] = {"machine": machine_info().to_dict(), "seconds": args.seconds,
+                              "max_batch_wait_ms": args.max_batch_wait_ms}
     media = recording(args.seconds / 60.0, args.cache)
     bundles: dict[str, Path] = {}
     if "int8" in args.bundles:
@@ -332,6 +334,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
                     help="length of the recording every stream plays (default 15)")
     ap.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS)
+    ap.add_argument("--max-batch-wait-ms", type=float, default=DEFAULT_WAIT_MS,
+                    help="the serve config's max_batch_wait_ms (default 0: on a CPU a batch "
+                         "gains little, and waiting for one costs every window that long)")
     ap.add_argument("--batch-files", type=int, default=DEFAULT_BATCH_FILES,
                     help="copies of the recording labelled by `avstream batch` (0: skip)")
     ap.add_argument("--int8", help="a paper int8 bundle (default: built untrained, cached)")
