@@ -163,11 +163,12 @@ def time_daemon_hops(engine: Engine, iters: int, warmup: int,
                      hop_ms: int = DEFAULT_HOP_MS) -> tuple[dict[str, list[float]], float]:
     """Run warm-up + ``iters`` hops through the daemon's pipeline; per-stage ms of each timed hop
     and the mean number of frames encoded per hop."""
-    spec = engine.spec
+    spec = engine.format
     data = HopData.make(spec.sample_rate, spec.channels, hop_ms)
     collector = HopCollector()
-    pipeline = Pipeline(engine, PipelineConfig(hop_ms=hop_ms), [collector], clock=None)
-    pipeline.begin(SourceInfo(name="bench: synthetic camera + microphone", has_audio=True,
+    pipeline = Pipeline(engine, PipelineConfig(hop_ms=hop_ms, pipelined=False), [collector],
+                        clock=None)
+    pipeline.start(SourceInfo(name="bench: synthetic camera + microphone", has_audio=True,
                               has_video=True, live=False, audio_rate_hz=spec.sample_rate,
                               audio_channels=spec.channels, video_width=CAMERA_WIDTH,
                               video_height=CAMERA_HEIGHT, video_fps=MS_PER_S / hop_ms))
