@@ -143,9 +143,9 @@ class FrameRef:
 class FrameStore:
     """For each frame slot (ms on the stream clock), the frame nearest to it in time.
 
-    Frames arrive in time order, so a slot is decided as soon as a frame at or after it has
-    arrived: the nearest is that frame or the one before (ties go to the earlier frame, as in
-    training's cache). Only the newest frame is held undecided; frames nearest to no slot are
+    Frames arrive in time order, so a slot is decided as soon as a frame after it has arrived:
+    the nearest is that frame or the one before (ties go to the earlier frame, as in training's
+    cache); a frame exactly on a slot's time decides that slot on arrival. Only the newest frame is held undecided; frames nearest to no slot are
     never converted or resized. Slots older than ``forget_before`` are let go.
     """
 
@@ -238,6 +238,11 @@ class FrameStore:
             elif frame.t - s <= self.max_distance_s:
                 new_ref = new_ref or self._ref(seq, frame)
                 self._assign(key, new_ref)
+        on_slot = round(hi_ms)  # a frame exactly on a slot is that slot's nearest: decided now
+        if abs(on_slot - hi_ms) <= TIE_S * 1000.0 and on_slot >= self._floor_ms \
+                and self.grid.is_slot(on_slot):
+            new_ref = new_ref or self._ref(seq, frame)
+            self._assign(on_slot, new_ref)
         self._pending = (seq, frame)
         self._pending_ref = new_ref
 

@@ -127,7 +127,8 @@ class Pipeline:
         features = None
         if w.frames is not None:
             features, latency["frame"] = self.features.window(w.frames)
-        result = self.engine.infer(w.waveform, features)
+        with self.features.hold():  # no frame encode starts while the window's graphs run
+            result = self.engine.infer(w.waveform, features)
         latency.update(result.latency_ms)
         if self.clock is not None:
             latency["lag"] = (self.clock.now() - w.window.t_end) * 1e3

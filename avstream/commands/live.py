@@ -19,11 +19,11 @@ from typing import Annotated
 import cv2
 import typer
 
+from avstream.bundle.format import StreamFormat
 from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.errors import DeviceError
-from avstream.bundle.format import StreamFormat
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
