@@ -78,7 +78,7 @@ def quantization(variant: str, report: ParityReport, calibration: int, eval_spli
         method=FP16_METHOD if variant == "fp16" else INT8_METHOD,
         graphs=REDUCED_GRAPHS,
         kept_fp32=KEPT_FP32,
-        calibration_windows=calibration,
+        calibration_windows=calibration if variant == "int8" else 0,
         calibration_split=CALIBRATION_SPLIT if variant == "int8" else "none",
         evaluation_split=eval_split,
         evaluation_windows=report.windows,

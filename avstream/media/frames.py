@@ -32,6 +32,14 @@ def resize_frame(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def upright(rgb: np.ndarray, rotation_deg: float) -> np.ndarray:
+    """The picture as it is meant to be shown: ``rotation_deg`` is the counter-clockwise rotation
+    a file's display matrix asks for (PyAV ``VideoFrame.rotation``; phones record sideways and
+    say so there), applied in quarter turns as FFmpeg's autorotate does."""
+    k = round(rotation_deg / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
 def slot_times(
     window_end_s: float,
     n_slots: int = FRAMES_PER_WINDOW,
