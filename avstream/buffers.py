@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avstream.media.frames import TIE_S, earlier_is_nearer
 from avstream.sources.base import VideoFrame
 from avstream.windows import SlotGrid
 
 ResizeFn = Callable[[np.ndarray, int], np.ndarray]
-TIE_S = 1e-9
-"""Distances closer than this are a tie (0.2 - 0.1 and 0.3 - 0.2 differ in binary floats)."""
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +230,7 @@ class FrameStore:
         new_ref: FrameRef | None = None
         for key in self.grid.keys_between(max(lo_ms, self._floor_ms), hi_ms):
             s = key / 1000.0
-            if prev is not None and s - prev[1].t <= frame.t - s + TIE_S:
+            if prev is not None and earlier_is_nearer(s, prev[1].t, frame.t):
                 if s - prev[1].t <= self.max_distance_s:
                     prev_ref = prev_ref or self._ref(*prev)
                     self._assign(key, prev_ref)

@@ -48,7 +48,7 @@ from avstream.outputs.summary import RunSummary  # noqa: E402
 from avstream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from avstream.scenes import SCENES  # noqa: E402
 from avstream.sources.base import Idle, Source, SourceEvent, SourceInfo  # noqa: E402
-from avstream.sources.live import IDLE_EVERY_S, POLL_S  # noqa: E402
+from avstream.sources.live import IDLE_EVERY_S  # noqa: E402
 from avstream.sources.media_file import MediaFileSource  # noqa: E402
 from avstream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
 from bench.common import (  # noqa: E402
@@ -236,7 +236,7 @@ class UntilSource:
 
 class IdleLiveSource:
     """A live source whose devices deliver nothing: it waits and yields ``Idle`` as LiveSource
-    does (polling every POLL_S, an Idle every IDLE_EVERY_S) until ``seconds`` have passed."""
+    does (an Idle every IDLE_EVERY_S, asleep in between) until ``seconds`` have passed."""
 
     def __init__(self, spec_rate: int, channels: int, seconds: float, clock: WallClock) -> None:
         self._seconds = seconds
@@ -259,7 +259,7 @@ class IdleLiveSource:
                 last = now
                 yield Idle(self._clock.now())
                 continue
-            self._closed.wait(POLL_S)
+            self._closed.wait(IDLE_EVERY_S - (now - last))
 
     def close(self) -> None:
         self._closed.set()
