@@ -20,7 +20,7 @@ from types import FrameType
 
 from avstream.bundle.loader import load_bundle
 from avstream.clock import WallClock
-from avstream.errors import AvstreamError
+from avstream.errors import AvstreamError, MediaError
 from avstream.inference.engine import Engine
 from avstream.inference.session import SessionConfig
 from avstream.outputs import Sink
@@ -29,7 +29,7 @@ from avstream.outputs.live_view import LiveView
 from avstream.outputs.summary import RunSummary
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.smoothing import SmoothingConfig
-from avstream.sources.base import Source
+from avstream.sources.base import Source, SourceInfo
 from avstream.sources.paced import PacedSource
 from avstream.windows import hop_ms_from_seconds
 
@@ -125,4 +125,20 @@ def drive(source: Source, engine: Engine, config: PipelineConfig, sinks: list[Si
         source = PacedSource(source, clock, stop)
     pipeline = Pipeline(engine, config, sinks, clock=clock, stop=stop)
     with stop_on_signals(pipeline):
-        return pipeline.run(source)
+        summary = pipeline.run(source)
+    check_long_enough(source.info, summary)
+    return summary
+
+
+def check_long_enough(info: SourceInfo, summary: RunSummary) -> None:
+    """A recording that ended before its first window could close is an input error (one line),
+    not an empty run."""
+    c = summary.counters
+    if (info.live or summary.windows or c.hops_dropped or c.windows_without_media
+            or summary.stopped != "end of stream" or summary.info is None
+            or summary.stream_start is None or summary.stream_end is None):
+        return
+    start, end, window = summary.stream_start, summary.stream_end, summary.info.window_s
+    raise MediaError(f"{info.name}: the stream is {end - start:.2f} s long ({start:.2f}-"
+                     f"{end:.2f} s), shorter than one window ({window:.2f} s); expected at least "
+                     f"{window:.2f} s of audio or video")

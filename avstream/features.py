@@ -17,7 +17,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -47,6 +48,7 @@ class FrameFeatures:
         self._queued: set[int] = set()
         self._queue: queue.Queue[FrameRef | None] = queue.Queue(maxsize=queue_frames)
         self._thread: threading.Thread | None = None
+        self._holding = False
         self.reset()
 
     def reset(self) -> None:
@@ -90,8 +92,23 @@ class FrameFeatures:
                     self._queued.discard(ref.seq)
                 log.debug("frame encoder queue full: frame %d waits for its window", ref.seq)
 
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """No new encode starts inside this block: the window's own graphs run alone."""
+        with self._lock:
+            self._holding = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holding = False
+                self._lock.notify_all()
+
     def _work(self) -> None:
         while (ref := self._queue.get()) is not _STOP:
+            with self._lock:
+                while self._holding:
+                    self._lock.wait()
             try:
                 row = self.engine.encode_frames(ref.image[None])[0]
             except BaseException as e:  # handed to the window that needs the frame

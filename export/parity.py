@@ -106,6 +106,11 @@ class BundleRunner:
         self.engine = Engine(bundle, SessionConfig(provider="cpu", intra_threads=threads),
                              precision or bundle.variant)
 
+    @property
+    def sessions(self) -> dict[str, Any]:
+        """Graph name -> the engine's onnxruntime InferenceSession."""
+        return {name: g.session for name, g in self.engine.sessions.items()}
+
     def run(self, waves: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         """waves (B, 2, T) float32, frames (B, 5, H, W, 3) uint8 -> BranchOutputs-named probs."""
         b, t = frames.shape[:2]

@@ -459,7 +459,7 @@ def test_stop_ends_the_run_with_a_summary(tiny_engine: Engine, av_file: Path) ->
                 pipeline.stop()
 
     stopper = StopAfterThree()
-    pipeline.sinks = (stopper,)
+    pipeline.reporter.sinks = (stopper,)
     summary = pipeline.run(MediaFileSource(av_file))
     assert summary.stopped == "stop request"
     assert 3 <= summary.windows < 11

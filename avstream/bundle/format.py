@@ -115,6 +115,16 @@ def stream_format(m: Manifest) -> StreamFormat:
     for name, g in m.graphs.items():
         if g.file not in m.files:
             raise ManifestError(f"graphs.{name}.file {g.file!r} is not listed in 'files'")
+    for precision, variant in m.variants.items():
+        for name, g in variant.graphs.items():
+            where = f"variants.{precision}.graphs.{name}"
+            if g.file not in m.files:
+                raise ManifestError(f"{where}.file {g.file!r} is not listed in 'files'")
+            main = m.graphs[name]
+            if [t.shape for t in (*g.inputs, *g.outputs)] != \
+                    [t.shape for t in (*main.inputs, *main.outputs)]:
+                raise ManifestError(f"{where} has other tensor shapes than graphs.{name}; "
+                                    f"expected the same stream format at every precision")
     return StreamFormat(
         classes=m.classes,
         sample_rate=a.sample_rate,

@@ -44,7 +44,10 @@ class Bundle:
 
     def precisions(self) -> dict[str, dict[str, Path]]:
         """Precision -> graph name -> file, for every precision the bundle ships."""
-        return {self.manifest.variant: {name: self.graph_path(name) for name in schema.GRAPHS}}
+        out = {self.manifest.variant: {name: self.graph_path(name) for name in schema.GRAPHS}}
+        for precision, variant in self.manifest.variants.items():
+            out[precision] = {name: self.root / g.file for name, g in variant.graphs.items()}
+        return out
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -115,8 +118,9 @@ def _open_graph(path: Path) -> ort.InferenceSession:
 
 
 def verify_graphs(root: Path, manifest: Manifest) -> None:
-    for name in schema.GRAPHS:
-        spec = manifest.graphs[name]
+    specs = [(name, manifest.graphs[name]) for name in schema.GRAPHS] + [
+        (name, g) for v in manifest.variants.values() for name, g in v.graphs.items()]
+    for _name, spec in specs:
         path = root / spec.file
         session = _open_graph(path)
         check_signature(path, "input", spec.inputs, session.get_inputs(), manifest.n_classes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -164,6 +164,20 @@ class Quantization:
 
 
 @dataclass(frozen=True)
+class PrecisionVariant:
+    """Extra graphs of the same model at another precision, shipped in the same bundle."""
+
+    graphs: Mapping[str, GraphSpec]
+    """Graph name -> its spec at this precision (files listed in the manifest's ``files``)."""
+    quantization: Quantization
+    """How the variant was made and its measured agreement with PyTorch fp32."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graphs": {name: g.to_dict() for name, g in self.graphs.items()},
+                "quantization": self.quantization.to_dict()}
+
+
+@dataclass(frozen=True)
 class Manifest:
     format: str
     format_version: int
@@ -177,6 +191,9 @@ class Manifest:
     export: ExportInfo
     provenance: Provenance
     quantization: Quantization | None
+    variants: Mapping[str, PrecisionVariant] = field(default_factory=lambda: MappingProxyType({}))
+    """Precision -> graphs at that precision besides the main ones (optional field: a bundle may
+    ship fp32, int8 and fp16 together; ``--precision`` chooses)."""
 
     @property
     def n_classes(self) -> int:
@@ -195,6 +212,8 @@ class Manifest:
             "export": self.export.to_dict(),
             "provenance": self.provenance.to_dict(),
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
+            **({"variants": {p: v.to_dict() for p, v in self.variants.items()}}
+               if self.variants else {}),
         }
 
     @classmethod
@@ -325,8 +344,8 @@ def _tensors(d: Mapping[str, Any], key: str, path: str, names: tuple[str, ...]) 
     return specs
 
 
-def _graph(d: Any, name: str) -> GraphSpec:
-    path = f"graphs.{name}"
+def _graph(d: Any, name: str, path: str = "") -> GraphSpec:
+    path = path or f"graphs.{name}"
     d = _obj(d, path)
     in_names, out_names = schema.GRAPH_IO[name]
     return GraphSpec(
@@ -346,14 +365,37 @@ def _classes(d: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(v)
 
 
-def _quantization(v: Any) -> Quantization | None:
+def _variants(d: Mapping[str, Any], main: str) -> Mapping[str, PrecisionVariant]:
+    v = d.get("variants", {})
+    out: dict[str, PrecisionVariant] = {}
+    for precision, spec in _obj(v, "variants").items():
+        path = f"variants.{precision}"
+        if precision not in PRECISIONS or precision == main:
+            raise ManifestError(f"field 'variants' names {precision!r}; expected one of "
+                                f"{[p for p in PRECISIONS if p != main]} (not the main variant)")
+        spec = _obj(spec, path)
+        graphs = _obj(_get(spec, "graphs", path), f"{path}.graphs")
+        if set(graphs) != set(schema.GRAPHS):
+            raise ManifestError(f"field '{path}.graphs' has {sorted(graphs)}; expected exactly "
+                                f"{list(schema.GRAPHS)}")
+        quantization = _quantization(_get(spec, "quantization", path), f"{path}.quantization")
+        if quantization is None:
+            raise ManifestError(f"field '{path}.quantization' is null; expected the variant's "
+                                f"measured agreement with PyTorch")
+        out[precision] = PrecisionVariant(
+            graphs=MappingProxyType({n: _graph(graphs[n], n, f"{path}.graphs.{n}")
+                                     for n in schema.GRAPHS}),
+            quantization=quantization)
+    return MappingProxyType(out)
+
+
+def _quantization(v: Any, p: str = "quantization") -> Quantization | None:
     if v is None:
         return None
-    p = "quantization"
     d = _obj(v, p)
     graphs = _get(d, "graphs", p)
     if not isinstance(graphs, list) or not all(g in schema.GRAPHS for g in graphs):
-        raise ManifestError(f"field 'quantization.graphs' is {graphs!r}; expected names from "
+        raise ManifestError(f"field '{p}.graphs' is {graphs!r}; expected names from "
                             f"{list(schema.GRAPHS)}")
     return Quantization(
         method=_str(d, "method", p),
@@ -420,10 +462,11 @@ def parse_manifest(d: Any) -> Manifest:
     window_seconds = _number(audio_d, "window_seconds", "audio")
     if window_seconds <= 0:
         raise ManifestError(f"field 'audio.window_seconds' is {window_seconds!r}; expected > 0")
+    variant = _str(d, "variant", "", schema.VARIANTS)
     m = Manifest(
         format=schema.FORMAT_NAME,
         format_version=version,
-        variant=_str(d, "variant", "", schema.VARIANTS),
+        variant=variant,
         classes=_classes(d),
         audio=AudioSpec(
             sample_rate=_int(audio_d, "sample_rate", "audio"),
@@ -444,5 +487,6 @@ def parse_manifest(d: Any) -> Manifest:
         export=_export(_get(d, "export", "")),
         provenance=_provenance(_get(d, "provenance", "")),
         quantization=_quantization(_get(d, "quantization", "")),
+        variants=_variants(d, variant),
     )
     return m

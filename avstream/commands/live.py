@@ -19,11 +19,11 @@ from typing import Annotated
 import cv2
 import typer
 
+from avstream.bundle.format import StreamFormat
 from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.errors import DeviceError
-from avstream.bundle.format import StreamFormat
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
@@ -97,10 +97,10 @@ def live(
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
     # in one line per event; errors still show.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    options = LiveOptions(mic=_mic_choice(mic), camera=parse_camera(camera),
-                          use_mic=not no_mic, use_camera=not no_camera)
-    if options.use_mic:
-        resolve_audio_input(options.mic)  # an unknown device or no PortAudio: fail before the model
+    # The input is resolved once, here: an unknown device or no PortAudio fails before the model.
+    device = None if no_mic else resolve_audio_input(_mic_choice(mic))
+    options = LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
+                          use_camera=not no_camera)
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     with _stop_requests_during_startup() as stop_requested:
         engine = open_engine(model, provider, threads, precision)

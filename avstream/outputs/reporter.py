@@ -10,13 +10,12 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Protocol
 
 import numpy as np
 
-from avstream.bundle.format import StreamFormat
 from avstream.config import PipelineConfig
 from avstream.conform import describe_conversion
+from avstream.inference.api import EngineLike
 from avstream.outputs import Sink
 from avstream.outputs.records import Counters, HopRecord, RunInfo
 from avstream.outputs.summary import LatencyStats, RunSummary, Timeline
@@ -32,14 +31,6 @@ frame features on its turn; audio, head = graph runs; smooth; total = from takin
 up to its record; delay = from the moment its media was complete to its record (includes any
 wait for the engine); lag = wall clock minus the window's end (live / --realtime only)."""
 INVALID_LOG_EVERY = 100
-
-
-class EngineLike(Protocol):
-    format: StreamFormat
-    precision: str
-
-    @property
-    def providers(self) -> dict[str, tuple[str, ...]]: ...
 
 
 class Reporter:

@@ -26,6 +26,7 @@ import numpy as np
 
 from avstream.clock import WallClock
 from avstream.errors import DeviceError
+from avstream.sources.backoff import RECONNECT
 from avstream.sources.base import (
     AudioBlock,
     FramesDropped,
@@ -39,17 +40,21 @@ from avstream.sources.base import (
     VideoFrame,
 )
 from avstream.sources.camera import Camera, GrabbedFrame, describe_camera
-from avstream.sources.microphone import Microphone, MicrophoneInfo, resolve_audio_input
+from avstream.sources.microphone import (
+    AudioInput,
+    Microphone,
+    MicrophoneInfo,
+    resolve_audio_input,
+)
 
 log = logging.getLogger(__name__)
 
-POLL_S: Final[float] = 0.01  # how often the devices are looked at when nothing is pending
-IDLE_EVERY_S: Final[float] = 0.1  # an Idle at least this often, so a stop request is seen
+IDLE_EVERY_S: Final[float] = 0.1
+"""An Idle at least this often, so a stop request is seen; otherwise the loop sleeps until a
+capture thread wakes it (a block or a frame arrived, a device changed state)."""
 # No new frame for this long while the camera claims to be connected: treated as lost. A 5 fps
 # camera is 0.2 s per frame; the reader's own read timeout usually fires first.
 CAMERA_STALE_S: Final[float] = 1.0
-MIC_BACKOFF_FIRST_S: Final[float] = 0.5
-MIC_BACKOFF_MAX_S: Final[float] = 5.0
 # The sample clock is re-anchored to the callback stamps when they disagree by more than this:
 # a real gap (overflow, a device that stalled) or drift between the device and monotonic clocks.
 AUDIO_RESYNC_S: Final[float] = 0.05
@@ -98,8 +103,9 @@ class AudioTimeline:
 class LiveOptions:
     """What ``avstream live`` was asked to capture."""
 
-    mic: int | str | None = None
-    """PortAudio index, a name substring, or None for the default input."""
+    mic: AudioInput | int | str | None = None
+    """The input resolved by ``resolve_audio_input`` (the command resolves it once), or a
+    PortAudio index, a name substring, or None for the default input (resolved at open)."""
     camera: int | str = 0
     """A device index or a stream URL (rtsp://, http://, udp://...)."""
     use_mic: bool = True
@@ -123,6 +129,8 @@ class LiveSource:
         self.origin = time.monotonic() - self.clock.now()
         """CLOCK_MONOTONIC seconds at stream time 0 (reported so logs can be lined up)."""
         self._closed = threading.Event()
+        self._wake = threading.Event()
+        """Set by the capture threads when there is something to read."""
         self._mic: Microphone | None = None
         self._camera: Camera | None = None
         self._info: SourceInfo | None = None
@@ -133,7 +141,7 @@ class LiveSource:
         """Forget counters and per-stream state (devices stay as they are)."""
         self._mic_up = False
         self._mic_next_try = 0.0
-        self._mic_backoff = MIC_BACKOFF_FIRST_S
+        self._mic_backoff = RECONNECT.first_s
         self._mic_overflows_seen = 0
         self._mic_info: MicrophoneInfo | None = None
         self._mic_restored_pending = False
@@ -161,8 +169,9 @@ class LiveSource:
         cam_error: str | None = None
         if self.options.use_mic:
             # Resolution errors (no PortAudio, no such device) are the user's to fix: raised.
-            resolve_audio_input(self.options.mic)
-            self._mic = Microphone(self.options.mic)
+            mic = self.options.mic
+            device = mic if isinstance(mic, AudioInput) else resolve_audio_input(mic)
+            self._mic = Microphone(device, wake=self._wake)
             try:
                 self._mic_info = self._mic.open()
                 self._mic_up = True
@@ -170,7 +179,7 @@ class LiveSource:
                 mic_error = str(e)
                 self._mic_next_try = time.monotonic() + self._mic_backoff
         if self.options.use_camera:
-            self._camera = Camera(self.options.camera)
+            self._camera = Camera(self.options.camera, wake=self._wake)
             if self._camera.open():
                 self._video_up = True
                 self._last_grab = time.monotonic()
@@ -207,7 +216,7 @@ class LiveSource:
                     f"{mi.sample_rate_hz} Hz, {mi.channels} ch"
                 )
             else:
-                names.append(f"microphone {self.options.mic or 'default'}")
+                names.append(f"microphone '{self._mic.device.name}'")
                 details.append("microphone did not open: retrying with backoff")
         width = height = None
         if self._camera is not None:
@@ -237,10 +246,6 @@ class LiveSource:
             raise RuntimeError("LiveSource.info before open()")
         return self._info
 
-    @property
-    def mic_overflows(self) -> int:
-        return self._mic.overflows if self._mic is not None else 0
-
     # ------------------------------------------------------------------ streaming
 
     def events(self) -> Iterator[SourceEvent]:
@@ -251,6 +256,7 @@ class LiveSource:
         self._startup = []
         last_yield = time.monotonic()
         while not self._closed.is_set():
+            self._wake.clear()  # a capture thread setting it from here on is not missed
             produced = False
             for event in self._poll_audio():
                 produced = True
@@ -268,7 +274,7 @@ class LiveSource:
                 last_yield = now
                 yield Idle(self.clock.now())
                 continue
-            self._closed.wait(POLL_S)
+            self._wake.wait(IDLE_EVERY_S - (now - last_yield))
 
     def _gave_up(self, now: float) -> bool:
         mic_down = self._mic is None or not self._mic_up
@@ -325,7 +331,7 @@ class LiveSource:
             self._mic_up = False
             self.mic_failures += 1
             mic.close()
-            self._mic_backoff = MIC_BACKOFF_FIRST_S
+            self._mic_backoff = RECONNECT.first_s
             self._mic_next_try = now + self._mic_backoff
             out.append(ModalityLost(Modality.AUDIO, self._t(now), reason))
             self._last_loss[Modality.AUDIO] = reason
@@ -339,7 +345,7 @@ class LiveSource:
         try:
             self._mic_info = mic.open()
         except DeviceError as e:
-            self._mic_backoff = min(self._mic_backoff * 2.0, MIC_BACKOFF_MAX_S)
+            self._mic_backoff = RECONNECT.after(self._mic_backoff)
             self._mic_next_try = time.monotonic() + self._mic_backoff
             log.info("microphone still unavailable (%s); next try in %.1f s", e, self._mic_backoff)
             return
@@ -388,6 +394,7 @@ class LiveSource:
         """Stop both devices; the iterator ends at its next poll. Safe from a signal handler's
         thread and safe to call twice."""
         self._closed.set()
+        self._wake.set()
         mic, self._mic = self._mic, None
         if mic is not None:
             mic.close()

@@ -65,7 +65,7 @@ class PacedSource:
         return self._inner.info
 
     def events(self) -> Iterator[SourceEvent]:
-        held: list[tuple[float, int, SourceEvent]] = []
+        held: list[tuple[float, int, int, SourceEvent]] = []
         order = itertools.count()
         frontier = {m: float("-inf") for m in self._inner.info.modalities}
         newest = float("-inf")
@@ -78,7 +78,7 @@ class PacedSource:
 
         def release() -> Iterator[SourceEvent]:
             nonlocal anchored
-            key, _, event = heapq.heappop(held)
+            key, _, _, event = heapq.heappop(held)
             if _modality(event) is not None:
                 if not anchored:
                     self._clock.anchor(event.t_start if isinstance(event, AudioBlock) else key)
@@ -94,7 +94,8 @@ class PacedSource:
                 newest = max(newest, key)
             elif isinstance(event, ModalityLost):
                 frontier.pop(event.modality, None)
-            heapq.heappush(held, (newest if key is None else key, next(order), event))
+            rank = 0 if modality == Modality.AUDIO else 1  # equal times: audio completes windows
+            heapq.heappush(held, (newest if key is None else key, rank, next(order), event))
             while held and releasable():
                 yield from release()
                 if self._stop is not None and self._stop.is_set():
