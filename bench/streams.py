@@ -9,7 +9,9 @@ and the demo bundle: ``avstream demo``'s if built, else its graphs untrained), N
 
 - batched: one ``avstream serve`` process with N file streams (``pace = "live"``), one set of
   sessions, frame encodes and windows batched across streams;
-- processes: N ``avstream replay --realtime`` processes, one thread per graph each.
+- processes: N ``avstream replay --realtime`` processes.
+
+Both run every graph on ``GRAPH_THREADS`` intra-op thread.
 
 A run *holds* N streams when every stream wrote as many records as a ``--fast`` replay of the
 recording has windows (no hop dropped, none without media) and kept up with the wall clock: the
@@ -56,6 +58,9 @@ DEFAULT_SECONDS = 15.0
 DEFAULT_MAX_STREAMS = 16
 DEFAULT_BATCH_FILES = 2
 DEFAULT_WAIT_MS = 0.0
+GRAPH_THREADS = 1
+"""Intra-op threads per graph in both modes: N processes x 1 against one process whose two
+lanes (encodes, windows) run a graph each at the same time; more would oversubscribe 2 cores."""
 RUN_MARGIN_S = 60.0
 """A run is killed this long after its recording should have ended (start-up included)."""
 MB = 1024.0 * 1024.0
@@ -165,7 +170,8 @@ def expected_windows(bundle: Path, media: Path, work: Path) -> int:
 
 
 def serve_config(bundle: Path, media: Path, n: int, out: Path, wait_ms: float) -> Path:
-    lines = [f'model = "{bundle}"', f"max_batch_wait_ms = {wait_ms:g}", ""]
+    lines = [f'model = "{bundle}"', f"threads = {GRAPH_THREADS}", f"max_batch_wait_ms = {wait_ms:g}",
+             ""]
     for i in range(n):
         lines += [f"[streams.s{i}]", f'file = "{media}"', 'pace = "live"',
                   f"[streams.s{i}.outputs]", f'jsonl = "{out / f"s{i}.jsonl"}"', ""]
@@ -185,7 +191,8 @@ def trial(mode: str, bundle: Path, media: Path, n: int, expected: int, args: arg
                                                           args.max_batch_wait_ms))]]
     else:
         commands = [[*avstream, "replay", str(media), "--model", str(bundle), "--realtime",
-                     "--jsonl", str(out / f"s{i}.jsonl"), "--no-view", "--threads", "1"]
+                     "--jsonl", str(out / f"s{i}.jsonl"), "--no-view", "--threads",
+                     str(GRAPH_THREADS)]
                     for i in range(n)]
     usage = run_processes(commands, args.seconds + RUN_MARGIN_S)
     paths = [out / f"s{i}.jsonl" for i in range(n)]
