@@ -29,10 +29,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from avstream.inference.session import default_intra_threads
 from avstream.serve.config import BatchingConfig
 
 log = logging.getLogger(__name__)
 
+LANES: tuple[str, ...] = ("encode", "infer")
+"""Kinds of request, each batched on its own thread: two graphs may run at once."""
 POLL_S = 0.1
 """How often an idle batcher looks at its stop flag."""
 MS_PER_S = 1000.0
@@ -70,6 +73,12 @@ class BatchStats:
 
     def mean_size(self) -> float:
         return self.requests / self.batches if self.batches else 0.0
+
+
+def lane_threads(threads: int) -> int:
+    """Intra-op threads per graph for a shared engine: 0 = the machine's default shared by the
+    lanes (two graphs may run at once; more threads than cores only slows both)."""
+    return threads if threads > 0 else max(1, default_intra_threads() // len(LANES))
 
 
 class EngineFacade:
@@ -163,7 +172,7 @@ class Batcher:
         self._clients: set[int] = set()
         self._next_id = 0
         self.stopping = threading.Event()
-        self._lanes: dict[str, _Lane] = {k: _Lane(k, self) for k in ("encode", "infer")}  # type: ignore[arg-type]
+        self._lanes: dict[str, _Lane] = {k: _Lane(k, self) for k in LANES}  # type: ignore[arg-type]
 
     @property
     def stats(self) -> BatchStats:

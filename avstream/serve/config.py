@@ -3,7 +3,8 @@
     model = "bundle"                 # one bundle (and one set of sessions) for every stream
     provider = "cpu"                 # optional, as --provider
     precision = "auto"               # optional, as --precision (auto, fp32, int8, fp16)
-    threads = 0                      # optional, intra-op threads per graph (0: automatic)
+    threads = 0                      # optional, intra-op threads per graph (0: automatic, the
+                                     # CPUs shared by the two lanes: encodes and windows)
     max_batch = 16                   # requests run together at most
     max_batch_wait_ms = 20           # how long a stream's request may wait for others
 

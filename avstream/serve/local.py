@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from avstream.driver import open_engine
-from avstream.serve.batcher import Batcher, BatchStats
+from avstream.serve.batcher import Batcher, BatchStats, lane_threads
 from avstream.serve.config import ServeConfig
 from avstream.serve.streams import StreamOutcome, StreamRunner
 
@@ -43,7 +43,8 @@ def run_streams(runners: list[StreamRunner], stop: threading.Event) -> None:
 
 def serve_local(config: ServeConfig, stop: threading.Event) -> ServeReport:
     """Run every stream of ``config`` on one engine until they end or ``stop`` is set."""
-    engine = open_engine(config.model, config.provider, config.threads, config.precision)
+    engine = open_engine(config.model, config.provider, lane_threads(config.threads),
+                         config.precision)
     batcher = Batcher(engine, config.batching)
     runners = [StreamRunner(s, batcher.client) for s in config.streams]
     try:

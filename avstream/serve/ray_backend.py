@@ -27,7 +27,7 @@ import ray
 from ray import serve
 
 from avstream.cluster import LOCAL, connect
-from avstream.serve.batcher import MS_PER_S, EngineFacade, Request, run_batch
+from avstream.serve.batcher import MS_PER_S, EngineFacade, Request, lane_threads, run_batch
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
 from avstream.serve.streams import StreamOutcome, StreamRunner
@@ -125,7 +125,7 @@ def deploy(config: ServeConfig) -> Any:
         InferenceModel, name="inference", num_replicas=1,
         max_ongoing_requests=max(2 * b.max_batch, 2 * len(config.streams)),
         ray_actor_options={"num_cpus": max(1, config.threads), "num_gpus": gpus},
-    ).bind(str(config.model), config.provider, config.threads, config.precision,
+    ).bind(str(config.model), config.provider, lane_threads(config.threads), config.precision,
            b.max_batch, b.max_wait_ms / MS_PER_S)
     serve.start(proxy_location="Disabled")
     return serve.run(app, name=APP_NAME, route_prefix=None)
