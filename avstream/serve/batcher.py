@@ -5,8 +5,8 @@ Each stream's pipeline gets a ``BatchedEngine``: the members of ``Engine`` (``fo
 to the ``Batcher`` and waited for. The batcher has one thread for frame encodes and one for
 windows (as one stream's own process encodes frames in the background while it runs windows).
 Each takes the first request waiting and every other one already queued, then waits for more
-for at most ``max_wait_ms`` after the first was asked (less when every open stream has one
-waiting, or at ``max_batch`` requests), and runs them together: all frame encodes as one
+for at most ``max_wait_ms`` after the first was asked (less when every open stream that uses
+the lane has one waiting, or at ``max_batch`` requests), and runs them together: all frame encodes as one
 ``encode_frames`` call, the windows as one ``infer_batch`` call per set of modalities
 (audio+video, audio only, video only). The graphs have a batch axis, so on a GPU a batch costs
 far less than its requests one by one; on a CPU the gain is small (the cores are already busy
@@ -121,7 +121,7 @@ class _Lane:
         batch = [first]
         deadline = first.t_submit + config.max_wait_ms / MS_PER_S
         while len(batch) < config.max_batch:
-            if self.batcher.all_present(batch):
+            if self.batcher.all_present(self.kind, batch):
                 break
             try:  # what is already waiting joins at once, even past the deadline
                 batch.append(self.queue.get_nowait())
@@ -169,7 +169,9 @@ class Batcher:
         self.engine = engine
         self.config = config
         self._lock = threading.Lock()
-        self._clients: set[int] = set()
+        self._clients: dict[str, set[int]] = {k: set() for k in LANES}
+        """Per lane, the open streams that have used it: a stream without a camera never
+        encodes, and the encode lane must not wait for it."""
         self._next_id = 0
         self.stopping = threading.Event()
         self._lanes: dict[str, _Lane] = {k: _Lane(k, self) for k in LANES}  # type: ignore[arg-type]
@@ -188,23 +190,26 @@ class Batcher:
         with self._lock:
             cid = self._next_id
             self._next_id += 1
-            self._clients.add(cid)
         return BatchedEngine(self, cid)
 
     def release(self, cid: int) -> None:
         with self._lock:
-            self._clients.discard(cid)
+            for members in self._clients.values():
+                members.discard(cid)
 
-    def all_present(self, batch: Sequence[Request]) -> bool:
-        """Every open stream has a request in ``batch``: waiting longer gains nothing."""
+    def all_present(self, kind: Kind, batch: Sequence[Request]) -> bool:
+        """Every open stream that uses this lane has a request in ``batch``: waiting longer
+        gains nothing."""
         with self._lock:
-            return self._clients <= {r.client for r in batch}
+            return self._clients[kind] <= {r.client for r in batch}
 
     def submit(self, cid: int, kind: Kind, *args: Any) -> Any:
         """Queue one request and wait for its result (its exception is raised here)."""
         if self.stopping.is_set():
             raise RuntimeError("the batcher is closed")
         req = Request(cid, kind, args)
+        with self._lock:
+            self._clients[kind].add(cid)
         self._lanes[kind].queue.put(req)
         req.done.wait()
         if req.error is not None:
