@@ -6,11 +6,12 @@ to the ``Batcher`` and waited for. The batcher has one thread for frame encodes 
 windows (as one stream's own process encodes frames in the background while it runs windows).
 Each takes the first request waiting and every other one already queued, then waits for more
 for at most ``max_wait_ms`` after the first was asked (less when every open stream that uses
-the lane has one waiting, or at ``max_batch`` requests), and runs them together: all frame encodes as one
-``encode_frames`` call, the windows as one ``infer_batch`` call per set of modalities
-(audio+video, audio only, video only). The graphs have a batch axis, so on a GPU a batch costs
-far less than its requests one by one; on a CPU the gain is small (the cores are already busy
-with one frame), and what is shared is the one set of sessions: the memory of one model, not N.
+the lane has one waiting, or at ``max_batch`` requests), and runs them together: all frame
+encodes as one ``encode_frames`` call, the windows as one ``infer_batch`` call per set of
+modalities (audio+video, audio only, video only). The graphs have a batch axis, so on a GPU a
+batch costs far less than its requests one by one; on a CPU the gain is small (the cores are
+already busy with one frame), and what is shared is the one set of sessions: the memory of one
+model, not N.
 
 The wait is bounded: a window never waits more than ``max_wait_ms`` for others, plus the
 batch that is running when it arrives. Results are the engine's own, row for row.
