@@ -335,7 +335,8 @@ class LiveSource:
             self._mic_next_try = now + self._mic_backoff
             out.append(ModalityLost(Modality.AUDIO, self._t(now), reason))
             self._last_loss[Modality.AUDIO] = reason
-            log.warning("%s: continuing without audio, reopening with backoff", reason)
+            log.warning("audio lost at %.2f s: %s; continuing without audio, reopening with "
+                        "backoff", self._t(now), reason)
         return out
 
     def _try_reopen_mic(self, now: float) -> None:
@@ -388,7 +389,8 @@ class LiveSource:
         self.camera_failures += 1
         out.append(ModalityLost(Modality.VIDEO, self._t(when), reason))
         self._last_loss[Modality.VIDEO] = reason
-        log.warning("%s: continuing without video, reconnecting with backoff", reason)
+        log.warning("video lost at %.2f s: %s; continuing without video, reconnecting with "
+                    "backoff", self._t(when), reason)
 
     def close(self) -> None:
         """Stop both devices; the iterator ends at its next poll. Safe from a signal handler's
