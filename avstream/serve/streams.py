@@ -161,6 +161,8 @@ class StreamRunner:
             while not self._stop.is_set():
                 failure = self._run_once(sinks)
                 if c.file is not None or failure is None or self._stop.is_set():
+                    if self.outcome.error is not None:
+                        log.error("stream %s: %s", c.name, self.outcome.error)
                     break
                 log.warning("stream %s: %s; starting it again in %.0f s", c.name, failure, backoff)
                 self._stop.wait(backoff)
@@ -180,7 +182,6 @@ class StreamRunner:
             engine.close()
             o.error = str(e)
             o.stopped = "error"
-            log.error("stream %s: %s", self.config.name, e)
             return str(e)
         try:
             stop = threading.Event()
@@ -200,7 +201,6 @@ class StreamRunner:
         except AvstreamError as e:
             o.error = str(e)
             o.stopped = "error"
-            log.error("stream %s: %s", self.config.name, e)
             return str(e)
         except Exception as e:  # noqa: BLE001 - a fault in one stream must not end the others
             log.exception("stream %s failed", self.config.name)
