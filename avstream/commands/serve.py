@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
+import cv2
 import typer
 
 from avstream.cli import app
@@ -49,6 +50,9 @@ def serve(
     """Serve every stream of CONFIG; frame encodes and windows that come due together run as
     one batch."""
     cfg = load_serve_config(config)
+    # OpenCV's own warnings (stream timeouts while a camera reconnects) repeat what each
+    # stream reports in one line; errors still show.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     if ray:
         from avstream.cluster import check_ray_option
 
