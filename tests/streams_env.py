@@ -70,3 +70,19 @@ def replay_fast(media: Path, bundle: Path, out: Path) -> list[dict[str, Any]]:
                    check=True, capture_output=True, text=True, timeout=120,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     return read_records(out)
+
+
+def write_config(path: Path, bundle: Path, streams: dict[str, str], extra: str = "") -> Path:
+    """A serve config at ``path``: ``streams`` maps names to their source lines, each stream
+    writes ``<name>.jsonl`` beside the config."""
+    lines = [f'model = "{bundle}"', "threads = 1", "max_batch_wait_ms = 50", extra, ""]
+    for name, body in streams.items():
+        lines += [f"[streams.{name}]", body, f"[streams.{name}.outputs]",
+                  f'jsonl = "{path.parent / f"{name}.jsonl"}"', ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def file_stream(media: Path, pace: str = "fast") -> str:
+    """The source lines of a file stream."""
+    return f'file = "{media}"\npace = "{pace}"'

@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 
 from live_env import camera_url, free_udp_port, kill_group, require_camera_stack, serve_camera
-from streams_env import assert_same_records, read_records, replay_fast, three_streams  # noqa: F401
+from streams_env import (  # noqa: F401
+    assert_same_records,
+    file_stream,
+    read_records,
+    replay_fast,
+    three_streams,
+    write_config,
+)
 
 from avstream.errors import EXIT_OK, EXIT_USAGE
 from avstream.serve.config import load_serve_config
@@ -22,19 +29,6 @@ SERVE_TIMEOUT_S = 180
 CAMERA_KILL_AFTER_S = 3.0
 CAMERA_RUN_S = 12.0
 """The whole camera test: the file streams (6 s at live pace) end well within this."""
-
-
-def write_config(path: Path, bundle: Path, streams: dict[str, str], extra: str = "") -> Path:
-    lines = [f'model = "{bundle}"', "threads = 1", "max_batch_wait_ms = 50", extra, ""]
-    for name, body in streams.items():
-        lines += [f"[streams.{name}]", body, f"[streams.{name}.outputs]",
-                  f'jsonl = "{path.parent / f"{name}.jsonl"}"', ""]
-    path.write_text("\n".join(lines))
-    return path
-
-
-def file_stream(media: Path, pace: str = "fast") -> str:
-    return f'file = "{media}"\npace = "{pace}"'
 
 
 def test_three_file_streams_give_the_records_of_three_replays_batched(

@@ -12,8 +12,14 @@ from typing import Any
 
 import pytest
 from live_env import missing
-from streams_env import assert_same_records, read_records, replay_fast, three_streams  # noqa: F401
-from test_serve import file_stream, write_config
+from streams_env import (  # noqa: F401
+    assert_same_records,
+    file_stream,
+    read_records,
+    replay_fast,
+    three_streams,
+    write_config,
+)
 
 from avstream.batch import BatchJob, FileResult, expand_inputs, plan_batch, write_summary
 from avstream.pipeline import PipelineConfig
