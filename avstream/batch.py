@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from avstream.errors import AvstreamError
-from avstream.inference.session import usable_cpus
+from avstream.inference.session import default_intra_threads
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.summary import RunSummary
 from avstream.pipeline import PipelineConfig
@@ -258,8 +258,9 @@ def run_local(job: BatchJob, plan: BatchPlan, workers: int, on_result: OnResult)
 
 
 def threads_per_worker(threads: int, workers: int) -> int:
-    """0 = share this machine's CPUs among the workers (at least one thread each)."""
-    return threads if threads > 0 else max(1, usable_cpus() // max(1, workers))
+    """0 = the daemon's default thread count (this machine's CPUs, at most 4) shared among the
+    workers, at least one each; a Ray task asks for as many CPUs."""
+    return threads if threads > 0 else max(1, default_intra_threads() // max(1, workers))
 
 
 def write_summary(plan: BatchPlan, classes: Sequence[str]) -> Path:
