@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from avstream.clock import WallClock
 from avstream.errors import AvstreamError
@@ -40,7 +40,8 @@ RESTART_FACTOR = 2.0
 
 
 class StreamEngine(Protocol):
-    """A stand-in engine (``BatchedEngine``, ``RemoteEngine``) that is released after a run."""
+    """A stand-in engine (``BatchedEngine``, ``RemoteEngine``): the members of ``Engine``,
+    and ``close()`` after each run."""
 
     def close(self) -> None: ...
 
@@ -100,7 +101,11 @@ def open_source(config: StreamConfig) -> tuple[Source, WallClock | None]:
     live = LiveSource(LiveOptions(mic=mic, camera=0 if config.camera is None else config.camera,
                                   use_mic=config.mic is not None,
                                   use_camera=config.camera is not None))
-    live.open()
+    try:
+        live.open()
+    except BaseException:
+        live.close()  # whatever did open is released before the stream retries
+        raise
     return live, live.clock
 
 
@@ -125,7 +130,7 @@ class StreamOutcome:
 class StreamRunner:
     """Runs one stream until it ends or ``stop()``; ``run()`` blocks, ``start()`` threads it."""
 
-    def __init__(self, config: StreamConfig, engine: Callable[[], Any]) -> None:
+    def __init__(self, config: StreamConfig, engine: Callable[[], StreamEngine]) -> None:
         self.config = config
         self._engine = engine
         self._stop = threading.Event()
