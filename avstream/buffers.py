@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avstream.media.frames import TIE_S, earlier_is_nearer
 from avstream.sources.base import VideoFrame
 from avstream.windows import SlotGrid
 
 ResizeFn = Callable[[np.ndarray, int], np.ndarray]
-TIE_S = 1e-9
-"""Distances closer than this are a tie (0.2 - 0.1 and 0.3 - 0.2 differ in binary floats)."""
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +142,9 @@ class FrameRef:
 class FrameStore:
     """For each frame slot (ms on the stream clock), the frame nearest to it in time.
 
-    Frames arrive in time order, so a slot is decided as soon as a frame at or after it has
-    arrived: the nearest is that frame or the one before (ties go to the earlier frame, as in
-    training's cache). Only the newest frame is held undecided; frames nearest to no slot are
+    Frames arrive in time order, so a slot is decided as soon as a frame after it has arrived:
+    the nearest is that frame or the one before (ties go to the earlier frame, as in training's
+    cache); a frame exactly on a slot's time decides that slot on arrival. Only the newest frame is held undecided; frames nearest to no slot are
     never converted or resized. Slots older than ``forget_before`` are let go.
     """
 
@@ -167,6 +166,7 @@ class FrameStore:
 
     def reset(self) -> None:
         self._slots.clear()
+        self._decided: list[FrameRef] = []
         self._pending: tuple[int, VideoFrame] | None = None
         self._pending_ref: FrameRef | None = None
         self._seq = 0
@@ -191,7 +191,16 @@ class FrameStore:
             return self._pending_ref
         ref = FrameRef(seq, frame.t, self._resize(frame.rgb, self.frame_size))
         self.frames_sampled += 1
+        self._decided.append(ref)
+        if len(self._decided) > self.capacity:  # nobody is taking them: keep the newest
+            del self._decided[0]
         return ref
+
+    def take_decided(self) -> list[FrameRef]:
+        """Frames resized for a slot since the last call (each once): their features can be
+        computed now, before any window that uses them is complete."""
+        out, self._decided = self._decided, []
+        return out
 
     def _assign(self, key: int, ref: FrameRef) -> None:
         if key < self._floor_ms:
@@ -221,21 +230,26 @@ class FrameStore:
         new_ref: FrameRef | None = None
         for key in self.grid.keys_between(max(lo_ms, self._floor_ms), hi_ms):
             s = key / 1000.0
-            if prev is not None and s - prev[1].t <= frame.t - s + TIE_S:
+            if prev is not None and earlier_is_nearer(s, prev[1].t, frame.t):
                 if s - prev[1].t <= self.max_distance_s:
                     prev_ref = prev_ref or self._ref(*prev)
                     self._assign(key, prev_ref)
             elif frame.t - s <= self.max_distance_s:
                 new_ref = new_ref or self._ref(seq, frame)
                 self._assign(key, new_ref)
+        on_slot = round(hi_ms)  # a frame exactly on a slot is that slot's nearest: decided now
+        if abs(on_slot - hi_ms) <= TIE_S * 1000.0 and on_slot >= self._floor_ms \
+                and self.grid.is_slot(on_slot):
+            new_ref = new_ref or self._ref(seq, frame)
+            self._assign(on_slot, new_ref)
         self._pending = (seq, frame)
         self._pending_ref = new_ref
 
-    def get(self, key: int, final: bool) -> FrameRef | None:
-        """The frame for slot ``key``; ``final`` lets the newest frame stand in for slots after
-        it (end of stream, or the pipeline stopped waiting for more video)."""
+    def get(self, key: int, stop_waiting: bool) -> FrameRef | None:
+        """The frame for slot ``key``; ``stop_waiting`` lets the newest frame stand in for slots
+        after it (end of stream, or the wait policy stopped waiting for more video)."""
         ref = self._slots.get(key)
-        if ref is not None or not final or self._pending is None:
+        if ref is not None or not stop_waiting or self._pending is None:
             return ref
         seq, frame = self._pending
         s = key / 1000.0

@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 
-COMMANDS: tuple[str, ...] = ("info", "replay", "live", "devices", "demo")
+COMMANDS: tuple[str, ...] = ("info", "replay", "live", "devices", "demo", "batch", "serve")
 """Modules of avstream/commands/ that register a command on ``app`` when imported."""
 
 
@@ -35,9 +35,24 @@ def _register() -> None:
         importlib.import_module(f"avstream.commands.{name}")
 
 
+def bare_option(argv: list[str], option: str, value: str) -> list[str]:
+    """``option`` given with no value (last, or before another option) -> ``option=value``:
+    typer options take a value, and ``--ray`` alone means a local Ray instance."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg == option and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out[i] = f"{option}={value}"
+    return out
+
+
 def main() -> None:
+    from avstream.cluster import LOCAL
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _register()
+    sys.argv = bare_option(sys.argv, "--ray", LOCAL)
     try:
         app()
     except AvstreamError as e:

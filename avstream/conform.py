@@ -74,8 +74,6 @@ class AudioConformer:
         self._run_start_index = 0  # model-rate index of the current run's first sample
         self._run_out = 0  # samples emitted in the current run
         self.discontinuities = 0
-        self.native_rate: int | None = None
-        self.native_channels: int | None = None
 
     def _map_channels(self, x: np.ndarray) -> np.ndarray:
         if self.channels == 2:
@@ -87,8 +85,6 @@ class AudioConformer:
     def push(self, block: AudioBlock) -> list[ConformedAudio]:
         """Conform one block; returns what the resampler released (possibly nothing yet)."""
         out: list[ConformedAudio] = []
-        self.native_rate = block.sample_rate
-        self.native_channels = int(block.samples.shape[0])
         continuous = (
             self._expected_t is not None
             and block.sample_rate == self._in_rate

@@ -19,8 +19,8 @@ from pathlib import Path
 from types import FrameType
 
 from avstream.bundle.loader import load_bundle
-from avstream.clock import PacedSource, WallClock
-from avstream.errors import AvstreamError
+from avstream.clock import WallClock
+from avstream.errors import AvstreamError, MediaError
 from avstream.inference.engine import Engine
 from avstream.inference.session import SessionConfig
 from avstream.outputs import Sink
@@ -29,19 +29,22 @@ from avstream.outputs.live_view import LiveView
 from avstream.outputs.summary import RunSummary
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.smoothing import SmoothingConfig
-from avstream.sources.base import Source
+from avstream.sources.base import Source, SourceInfo
+from avstream.sources.paced import PacedSource
 from avstream.windows import hop_ms_from_seconds
 
 log = logging.getLogger(__name__)
 
 
-def open_engine(model: str | Path, provider: str | None = None, threads: int = 0) -> Engine:
-    """Load and verify a bundle, then start its sessions (BundleError / ProviderError)."""
+def open_engine(model: str | Path, provider: str | None = None, threads: int = 0,
+                precision: str = "auto") -> Engine:
+    """Load and verify a bundle, then start its sessions at ``precision`` (auto: int8 on the
+    CPU, fp16 on CUDA, when the bundle ships them); BundleError / ProviderError otherwise."""
     try:
         sessions = SessionConfig(provider=provider, intra_threads=threads)
     except ValueError as e:
         raise AvstreamError(str(e)) from e
-    return Engine(load_bundle(model), sessions)
+    return Engine(load_bundle(model), sessions, precision)
 
 
 def pipeline_config(hop_s: float, method: str, windows: int, margin: float, hold: int,
@@ -117,8 +120,25 @@ def drive(source: Source, engine: Engine, config: PipelineConfig, sinks: list[Si
         clock = clock or WallClock()
     else:
         clock = None
-    pipeline = Pipeline(engine, config, sinks, clock=clock)
+    stop = threading.Event()
     if clock is not None and not source.info.live:
-        source = PacedSource(source, clock, stop=pipeline.stop_event)
+        source = PacedSource(source, clock, stop)
+    pipeline = Pipeline(engine, config, sinks, clock=clock, stop=stop)
     with stop_on_signals(pipeline):
-        return pipeline.run(source)
+        summary = pipeline.run(source)
+    check_long_enough(source.info, summary)
+    return summary
+
+
+def check_long_enough(info: SourceInfo, summary: RunSummary) -> None:
+    """A recording that ended before its first window could close is an input error (one line),
+    not an empty run."""
+    c = summary.counters
+    if (info.live or summary.windows or c.hops_dropped or c.windows_without_media
+            or summary.stopped != "end of stream" or summary.info is None
+            or summary.stream_start is None or summary.stream_end is None):
+        return
+    start, end, window = summary.stream_start, summary.stream_end, summary.info.window_s
+    raise MediaError(f"{info.name}: the stream is {end - start:.2f} s long ({start:.2f}-"
+                     f"{end:.2f} s), shorter than one window ({window:.2f} s); expected at least "
+                     f"{window:.2f} s of audio or video")

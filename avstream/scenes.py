@@ -17,5 +17,4 @@ SCENES: Final[tuple[str, ...]] = (
     "street_traffic",
     "tram",
 )
-N_SCENES: Final[int] = len(SCENES)
 UNKNOWN: Final[str] = "unknown"

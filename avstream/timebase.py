@@ -24,5 +24,4 @@ STFT_WINDOW_MS: Final[int] = 40
 STFT_HOP_MS: Final[int] = 20
 AUDIO_FRAMES_PER_SECOND: Final[int] = exact_div(1000, STFT_HOP_MS)  # 50 spectrogram frames / s
 AUDIO_FRAMES_PER_WINDOW: Final[int] = WINDOW_SECONDS * AUDIO_FRAMES_PER_SECOND  # 50
-AUDIO_FRAMES_PER_VIDEO_FRAME: Final[int] = exact_div(AUDIO_FRAMES_PER_SECOND, VIDEO_FPS)  # 10
 SEGMENTS_PER_CLIP: Final[int] = exact_div(TAU_CLIP_SECONDS, WINDOW_SECONDS)  # 10 eval segments

@@ -141,13 +141,6 @@ class WindowScheduler:
             first_end_ms = t_first * MS_PER_S + self.spec.window_ms
             self._next = math.ceil(first_end_ms / self.spec.hop_ms - 1e-9)
 
-    def restart_after(self, t: float) -> None:
-        """Media resumed at ``t`` after a gap no window could use: continue with the first full
-        window after it rather than with every empty window in between."""
-        k = math.ceil((t * MS_PER_S + self.spec.window_ms) / self.spec.hop_ms - 1e-9)
-        if self._next is None or k > self._next:
-            self._next = k
-
     @property
     def pending(self) -> Window | None:
         return None if self._next is None else self.spec.window(self._next)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path.home() / ".cache" / "avstream" / "bench"
 CACHE_ENV = "AVSTREAM_BENCH_CACHE"
-CONFIG_NAMES: tuple[str, ...] = ("paper", "small")
+CONFIG_NAMES: tuple[str, ...] = ("paper", "small", "demo")
 MODEL_SEED = 0
 """torch.manual_seed for the untrained benchmark model: the same graphs every time."""
 CALIBRATION_SEED = 4242

@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,7 @@ from avstream.bundle.loader import load_bundle  # noqa: E402
 from avstream.errors import AvstreamError  # noqa: E402
 from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import CPU, SessionConfig  # noqa: E402
-from avstream.media.frames import resize_frame  # noqa: E402
-from avstream.outputs.records import HopRecord, RunInfo  # noqa: E402
-from avstream.outputs.summary import RunSummary  # noqa: E402
-from avstream.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from avstream.sources.base import AudioBlock, SourceInfo, VideoFrame  # noqa: E402
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
+from avstream.windows import DEFAULT_HOP_MS  # noqa: E402
 from bench.common import (  # noqa: E402
     CONFIG_NAMES,
     MODEL_SEED,
@@ -58,68 +52,14 @@ from bench.common import (  # noqa: E402
     timed_providers,
     write_json,
 )
+from bench.eager import time_torch_eager  # noqa: E402
+from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData, time_daemon_hops  # noqa: E402
+from bench.pipelined import pipelined_keys, time_pipelined_hops  # noqa: E402
 
 log = logging.getLogger("bench.latency")
 
 DEFAULT_ITERS = 300
 DEFAULT_WARMUP = 20
-CAMERA_WIDTH = 640
-CAMERA_HEIGHT = 480
-"""Frames arrive at a webcam's usual size, so the daemon's resize to the model's side is timed."""
-POOL = 8
-"""Distinct pre-generated audio blocks and camera frames, cycled (generating them is not timed)."""
-DATA_SEED = 0
-NOISE_LEVEL = 0.1
-GRAPH_STAGES: tuple[str, ...] = ("frame", "audio", "head")
-
-
-@dataclass
-class HopCollector:
-    """A pipeline sink that keeps each hop's stage latencies (the daemon's own measurements)."""
-
-    records: list[HopRecord] = field(default_factory=list)
-
-    def start(self, info: RunInfo) -> None:
-        self.info = info
-
-    def hop(self, record: HopRecord) -> None:
-        self.records.append(record)
-
-    def end(self, summary: RunSummary) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class HopData:
-    """Pre-generated stream material: audio blocks at the model rate and camera-sized frames."""
-
-    blocks: list[np.ndarray]
-    """(channels, hop samples) float32."""
-    frames: list[np.ndarray]
-    """(CAMERA_HEIGHT, CAMERA_WIDTH, 3) uint8 RGB."""
-    sample_rate: int
-    hop_s: float
-
-    @classmethod
-    def make(cls, sample_rate: int, channels: int, hop_ms: int) -> HopData:
-        rng = np.random.default_rng(DATA_SEED)
-        n = sample_rate * hop_ms // MS_PER_S
-        blocks = [np.clip(rng.standard_normal((channels, n)) * NOISE_LEVEL, -1, 1)
-                  .astype(np.float32) for _ in range(POOL)]
-        frames = [rng.integers(0, 256, (CAMERA_HEIGHT, CAMERA_WIDTH, 3), dtype=np.uint8)
-                  for _ in range(POOL)]
-        return cls(blocks, frames, sample_rate, hop_ms / MS_PER_S)
-
-    def block(self, i: int) -> np.ndarray:
-        return self.blocks[i % POOL]
-
-    def frame(self, i: int) -> np.ndarray:
-        return self.frames[i % POOL]
-
-    def window_wave(self, i: int, window_blocks: int) -> np.ndarray:
-        """The window that ends with hop i's block: what the pipeline reads from its ring."""
-        return np.concatenate([self.block(j) for j in range(i - window_blocks + 1, i + 1)], axis=1)
-
 
 @dataclass(frozen=True)
 class VariantResult:
@@ -133,6 +73,8 @@ class VariantResult:
     rtf: float | None
     frames_encoded_per_hop: float
     hop_samples_ms: list[float]
+    pipelined: dict[str, Any] | None = None
+    """The same variant at live pace with the frame encoder pipelined (bench/pipelined.py)."""
 
     @property
     def label(self) -> str:
@@ -145,61 +87,10 @@ class VariantResult:
             "intra_threads": self.threads, "stages_ms": self.stages,
             "overhead_pct": self.overhead_pct, "rtf": self.rtf,
             "frames_encoded_per_hop": self.frames_encoded_per_hop,
+            "rtf_cpu": self.stages["rtf_cpu"],
+            "pipelined": None if self.pipelined is None else
+            {k: v for k, v in self.pipelined.items() if k != "delay_samples_ms"},
         }
-
-
-def _feed_hop(pipeline: Pipeline, data: HopData, i: int) -> float:
-    """Hop i as a camera and a microphone deliver it; returns the wall ms of both feeds."""
-    t = i * data.hop_s
-    block = data.block(i)
-    frame = data.frame(i)
-    t0 = time.perf_counter()
-    pipeline.feed(AudioBlock(t_start=t, samples=block, sample_rate=data.sample_rate))
-    pipeline.feed(VideoFrame(t, frame))
-    return (time.perf_counter() - t0) * 1e3
-
-
-def time_daemon_hops(engine: Engine, iters: int, warmup: int,
-                     hop_ms: int = DEFAULT_HOP_MS) -> tuple[dict[str, list[float]], float]:
-    """Run warm-up + ``iters`` hops through the daemon's pipeline; per-stage ms of each timed hop
-    and the mean number of frames encoded per hop."""
-    spec = engine.spec
-    data = HopData.make(spec.sample_rate, spec.channels, hop_ms)
-    collector = HopCollector()
-    pipeline = Pipeline(engine, PipelineConfig(hop_ms=hop_ms), [collector], clock=None)
-    pipeline.begin(SourceInfo(name="bench: synthetic camera + microphone", has_audio=True,
-                              has_video=True, live=False, audio_rate_hz=spec.sample_rate,
-                              audio_channels=spec.channels, video_width=CAMERA_WIDTH,
-                              video_height=CAMERA_HEIGHT, video_fps=MS_PER_S / hop_ms))
-    window_hops = round(spec.window_seconds * MS_PER_S / hop_ms)
-    out: dict[str, list[float]] = {k: [] for k in (*GRAPH_STAGES, "smooth", "pipeline_total",
-                                                   "hop", "graphs", "overhead")}
-    encoded = 0
-    i = 0
-    while len(out["hop"]) < iters:
-        n_before = len(collector.records)
-        ms = _feed_hop(pipeline, data, i)
-        i += 1
-        if len(collector.records) != n_before + 1:
-            if i > window_hops + 1:
-                raise RuntimeError(f"hop {i} produced {len(collector.records) - n_before} "
-                                   f"windows; expected exactly one per hop")
-            continue  # the first window needs a whole window of media
-        if i <= window_hops + warmup:
-            continue
-        lat = collector.records[-1].latency_ms
-        graphs = sum(lat[k] for k in GRAPH_STAGES)
-        for k in GRAPH_STAGES:
-            out[k].append(lat[k])
-        out["smooth"].append(lat["smooth"])
-        out["pipeline_total"].append(lat["total"])
-        out["hop"].append(ms)
-        out["graphs"].append(graphs)
-        out["overhead"].append(ms - graphs)
-        encoded += collector.records[-1].frames_encoded
-        if len(collector.records) > 2 * window_hops:
-            del collector.records[:-1]  # keep memory flat over long runs
-    return out, encoded / max(1, iters)
 
 
 def summarise(samples: dict[str, list[float]], frames_per_hop: float, hop_ms: int) -> tuple[
@@ -210,11 +101,12 @@ def summarise(samples: dict[str, list[float]], frames_per_hop: float, hop_ms: in
     hop_mean = float(np.mean(samples["hop"]))
     overhead_pct = finite_or_none(100.0 * float(np.mean(samples["overhead"])) / hop_mean)
     rtf = finite_or_none(hop_mean / hop_ms)  # compute seconds per second of stream
+    stages["rtf_cpu"] = finite_or_none(round(float(np.mean(samples["cpu"])) / hop_ms, 4))
     return stages, overhead_pct, rtf
 
 
 def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
-                 warmup: int) -> VariantResult:
+                 warmup: int, pipelined: bool = True) -> VariantResult:
     bundle = load_bundle(bundle_dir)
     engine = Engine(bundle, SessionConfig(provider=provider, intra_threads=threads))
     ran = {p[0] for p in engine.providers.values()}
@@ -222,57 +114,18 @@ def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
         log.warning("%s: asked for %s, onnxruntime runs %s", bundle_dir, provider, ran)
     samples, per_hop = time_daemon_hops(engine, iters, warmup)
     stages, overhead_pct, rtf = summarise(samples, per_hop, DEFAULT_HOP_MS)
+    paced = None
+    if pipelined:
+        data = HopData.make(engine.format.sample_rate, engine.format.channels, DEFAULT_HOP_MS)
+        paced = time_pipelined_hops(engine, data, iters, warmup, DEFAULT_HOP_MS,
+                                    (CAMERA_WIDTH, CAMERA_HEIGHT))
     opts_threads = engine.frame.session.get_session_options().intra_op_num_threads
     return VariantResult(
         provider=provider, variant=bundle.variant, bundle=str(bundle_dir),
         providers_run=engine.providers, threads=opts_threads, stages=stages,
         overhead_pct=overhead_pct, rtf=rtf, frames_encoded_per_hop=per_hop,
-        hop_samples_ms=[round(x, 3) for x in samples["hop"]],
+        hop_samples_ms=[round(x, 3) for x in samples["hop"]], pipelined=paced,
     )
-
-
-def time_torch_eager(config: dict[str, Any], threads: int, iters: int, warmup: int,
-                     hop_ms: int = DEFAULT_HOP_MS) -> dict[str, Any]:
-    """The same hops in PyTorch eager: new frame encoded, four cached features, audio, head."""
-    import torch
-
-    from training.config import ModelConfig
-    from training.model import AVSceneNet
-
-    cfg = ModelConfig.from_dict(config)
-    torch.set_num_threads(threads)
-    torch.manual_seed(MODEL_SEED)
-    model = AVSceneNet(cfg).eval()
-    data = HopData.make(cfg.sample_rate, 2, hop_ms)
-    window_blocks = round(MS_PER_S / hop_ms)
-    fpw = cfg.frames_per_window
-    out: dict[str, list[float]] = {k: [] for k in (*GRAPH_STAGES, "graphs")}
-    cache: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for i in range(window_blocks - 1, window_blocks + warmup + iters):
-            wave = torch.from_numpy(data.window_wave(i, window_blocks)).unsqueeze(0)
-            new = torch.from_numpy(resize_frame(data.frame(i), cfg.frame_size)).unsqueeze(0)
-            t0 = time.perf_counter()
-            cache.append(model.encode_frames(new)[0])
-            del cache[:-fpw]
-            feats = torch.stack(cache if len(cache) == fpw else [cache[0]] * (fpw - len(cache))
-                                + cache).unsqueeze(0)
-            t1 = time.perf_counter()
-            audio_probs, audio_steps = model.audio(wave)
-            t2 = time.perf_counter()
-            _visual, _early, final = model.head(feats, audio_steps, audio_probs)
-            float(final[0, 0])  # the result is used, as a user's loop would
-            t3 = time.perf_counter()
-            if i < window_blocks + warmup:
-                continue
-            for k, a, b in (("frame", t0, t1), ("audio", t1, t2), ("head", t2, t3)):
-                out[k].append((b - a) * 1e3)
-            out["graphs"].append((t3 - t0) * 1e3)
-    return {
-        "torch": torch.__version__, "intra_threads": torch.get_num_threads(),
-        "stages_ms": {k: percentiles(v) for k, v in out.items()},
-        "hop_samples_ms": [round(x, 3) for x in out["graphs"]],
-    }
 
 
 @dataclass(frozen=True)
@@ -314,7 +167,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results = []
     for provider, path in p.runs:
         log.info("timing %s on %s", path, provider)
-        results.append(time_variant(path, provider, threads, args.iters, args.warmup))
+        results.append(time_variant(path, provider, threads, args.iters, args.warmup,
+                                    not args.no_pipelined))
     eager = None if args.no_torch else time_torch_eager(p.config, threads, args.iters, args.warmup)
 
     def pick(variant: str) -> VariantResult | None:
@@ -334,6 +188,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if int8 is not None and int8.provider == CPU:
             torch_over_int8 = finite_or_none(torch_p50 / int8.stages["graphs"]["p50"])
     samples = {r.label: r.hop_samples_ms for r in results}
+    samples.update({f"{r.label} pipelined (delay)": r.pipelined["delay_samples_ms"]
+                    for r in results if r.pipelined is not None})
     if eager is not None:
         samples["torch eager (graphs only)"] = eager.pop("hop_samples_ms")
     return {
@@ -347,6 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "torch_over_ort_int8": torch_over_int8,
         "int8_hop_p50_ms": None if int8 is None else int8.stages["hop"]["p50"],
         "int8_hop_p99_ms": None if int8 is None else int8.stages["hop"]["p99"],
+        **pipelined_keys(primary, int8),
         "primary": primary.label,
         "machine": machine.to_dict(),
         "load_avg_at_end": load_average(),
@@ -388,6 +245,14 @@ def render(report: dict[str, Any]) -> str:
     lines.append(table(["variant", "stage (ms)", "p50", "p95", "p99"], rows))
     lines.append("")
     ratio = report["torch_over_ort"]
+    for v in report["variants"]:
+        pv = v["pipelined"]
+        if pv is not None:
+            d = pv["stages_ms"]["delay"]
+            lines.append(f"{PROVIDER_SHORT.get(v['provider'], v['provider'])} {v['variant']} "
+                         f"pipelined at live pace: delay p50 {fmt_ms(d['p50'])} ms, p99 "
+                         f"{fmt_ms(d['p99'])} ms; CPU s per stream s {pv['rtf_cpu']} "
+                         f"(synchronous {v['rtf_cpu']})")
     lines.append(f"hop p50 {fmt_ms(report['hop_p50_ms'])} ms, p99 {fmt_ms(report['hop_p99_ms'])} "
                  f"ms ({report['primary']}); int8 hop p50 {fmt_ms(report['int8_hop_p50_ms'])} ms; "
                  f"torch eager / ORT: {'-' if ratio is None else f'{ratio:.2f}x'}")
@@ -412,6 +277,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="timed hops per variant")
     ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed hops first")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager baseline")
+    ap.add_argument("--no-pipelined", action="store_true",
+                    help="skip the live-paced pipelined run (delay figures)")
     ap.add_argument("--cache", type=Path, help="bundle cache (default ~/.cache/avstream/bench)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)

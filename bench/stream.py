@@ -40,14 +40,15 @@ from avstream.bundle import schema  # noqa: E402
 from avstream.bundle.loader import load_bundle  # noqa: E402
 from avstream.clock import WallClock  # noqa: E402
 from avstream.errors import AvstreamError  # noqa: E402
-from avstream.inference.engine import Engine, InferenceResult  # noqa: E402
+from avstream.features import FrameFeatures  # noqa: E402
+from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import SessionConfig  # noqa: E402
 from avstream.outputs.records import HopRecord, RunInfo  # noqa: E402
 from avstream.outputs.summary import RunSummary  # noqa: E402
 from avstream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from avstream.scenes import SCENES  # noqa: E402
 from avstream.sources.base import Idle, Source, SourceEvent, SourceInfo  # noqa: E402
-from avstream.sources.live import IDLE_EVERY_S, POLL_S  # noqa: E402
+from avstream.sources.live import IDLE_EVERY_S  # noqa: E402
 from avstream.sources.media_file import MediaFileSource  # noqa: E402
 from avstream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
 from bench.common import (  # noqa: E402
@@ -193,16 +194,17 @@ def rtf_by_minute(samples: Sequence[tuple[float, float]], walls: Sequence[float]
     return out
 
 
-class UncachedEngine(Engine):
-    """The daemon's engine with its per-frame feature cache emptied before every hop.
+class UncachedFeatures(FrameFeatures):
+    """The pipeline's frame features with the per-frame cache emptied before every window.
 
-    The engine has no switch for this; emptying the cache makes it encode every frame of each
-    window, which is what a daemon without the cache would do.
+    There is no switch for this; emptying the cache makes every frame of each window be encoded
+    on its window's turn, which is what a daemon without the cache would do.
     """
 
-    def infer(self, use_audio: bool, frames: Sequence[FrameRef] | None) -> InferenceResult:
-        self._cache.clear()
-        return super().infer(use_audio, frames)
+    def window(self, frames: Sequence[FrameRef]) -> tuple[np.ndarray, float]:
+        with self._lock:
+            self._cache.clear()
+        return super().window(frames)
 
 
 class UntilSource:
@@ -234,7 +236,7 @@ class UntilSource:
 
 class IdleLiveSource:
     """A live source whose devices deliver nothing: it waits and yields ``Idle`` as LiveSource
-    does (polling every POLL_S, an Idle every IDLE_EVERY_S) until ``seconds`` have passed."""
+    does (an Idle every IDLE_EVERY_S, asleep in between) until ``seconds`` have passed."""
 
     def __init__(self, spec_rate: int, channels: int, seconds: float, clock: WallClock) -> None:
         self._seconds = seconds
@@ -257,7 +259,7 @@ class IdleLiveSource:
                 last = now
                 yield Idle(self._clock.now())
                 continue
-            self._closed.wait(POLL_S)
+            self._closed.wait(IDLE_EVERY_S - (now - last))
 
     def close(self) -> None:
         self._closed.set()
@@ -282,9 +284,11 @@ class Replay:
         return s.stream_end - s.stream_start
 
 
-def replay(engine: Engine, source: Source, sink: ProgressSink) -> Replay:
+def replay(engine: Engine, source: Source, sink: ProgressSink, cached: bool = True) -> Replay:
     proc = psutil.Process()
-    pipeline = Pipeline(engine, PipelineConfig(), [sink], clock=None)
+    pipeline = Pipeline(engine, PipelineConfig(pipelined=cached), [sink], clock=None)
+    if not cached:
+        pipeline.features = UncachedFeatures(engine, pipelined=False)
     cpu0, t0 = _cpu_seconds(proc), time.perf_counter()
     summary = pipeline.run(source)
     return Replay(summary, time.perf_counter() - t0, _cpu_seconds(proc) - cpu0)
@@ -295,7 +299,7 @@ def idle_cpu(engine: Engine, seconds: float) -> float | None:
     if seconds <= 0:
         return None
     clock = WallClock()
-    source = IdleLiveSource(engine.spec.sample_rate, engine.spec.channels, seconds, clock)
+    source = IdleLiveSource(engine.format.sample_rate, engine.format.channels, seconds, clock)
     pipeline = Pipeline(engine, PipelineConfig(), [], clock=clock)
     proc = psutil.Process()
     cpu0, t0 = _cpu_seconds(proc), time.perf_counter()
@@ -334,9 +338,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     uncached: dict[str, Any] | None = None
     if args.uncached_minutes > 0:
         log.info("the first %g minutes again with the feature cache off", args.uncached_minutes)
-        raw = UncachedEngine(bundle, sessions)
-        r = replay(raw, UntilSource(MediaFileSource(mp4), args.uncached_minutes * S_PER_MIN),
-                   ProgressSink())
+        r = replay(engine, UntilSource(MediaFileSource(mp4), args.uncached_minutes * S_PER_MIN),
+                   ProgressSink(), cached=False)
         uncached = {
             "stream_seconds": round(r.stream_s, 3), "windows": r.summary.windows,
             "frames_encoded": r.summary.counters.frames_encoded,
@@ -344,7 +347,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rtf": finite_or_none(round(r.wall_s / r.stream_s, 4)) if r.stream_s else None,
             "encodes_per_stream_s": _per_stream_s(r.summary.counters.frames_encoded, r),
         }
-        del raw
     log.info("idle for %g s behind a live source with nothing to deliver", args.idle_seconds)
     idle = idle_cpu(engine, args.idle_seconds)
 

@@ -1,4 +1,5 @@
-"""``python -m export CHECKPOINT OUT_DIR [--fp16] [--int8 --calibrate DATA_DIR]``: thin CLI.
+"""``python -m export CHECKPOINT OUT_DIR [--fp16 | --int8 | --precisions fp32,int8,fp16]
+[--calibrate DATA_DIR]``: thin CLI.
 
 A user's mistake (missing or unreadable checkpoint, bad folder, bad option) prints one line and
 exits 2; an export that fails its own checks prints one line and exits 1.
@@ -27,6 +28,10 @@ def main(
                                        "head kept fp32).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Static int8 (QDQ) graphs for CPU; "
                                        "needs --calibrate.")] = False,
+    precisions: Annotated[str | None, typer.Option(
+        "--precisions", metavar="LIST",
+        help="Several precisions in one bundle, the first the main one, e.g. fp32,int8,fp16 "
+             "(int8 needs --calibrate); `avstream ... --precision` picks at run time.")] = None,
     calibrate: Annotated[Path | None, typer.Option(
         "--calibrate", metavar="DATA_DIR",
         help="TAU-layout data: int8 calibrates on its train split; int8/fp16 are measured on its "
@@ -44,13 +49,18 @@ def main(
         for name in ("export", "avstream"):
             logging.getLogger(name).setLevel(logging.INFO)
     try:
-        if fp16 and int8:
-            raise _usage("--fp16 and --int8 exclude each other; choose one variant")
+        if fp16 + int8 + (precisions is not None) > 1:
+            raise _usage("--fp16, --int8 and --precisions exclude each other; choose one")
+        chosen = ["fp16" if fp16 else "int8" if int8 else "fp32"]
+        if precisions is not None:
+            chosen = [p.strip() for p in precisions.split(",") if p.strip()]
+            if not chosen:
+                raise _usage(f"--precisions {precisions!r}; expected e.g. fp32,int8,fp16")
         from export.bundle_writer import ExportOptions, export_bundle
         from export.onnx_export import ExportError
 
         options = ExportOptions(
-            variant="fp16" if fp16 else "int8" if int8 else "fp32", opset=opset,
+            variant=chosen[0], extra=tuple(chosen[1:]), opset=opset,
             data_dir=calibrate, calibration_windows=calibration_windows,
             evaluation_windows=evaluation_windows, cache_dir=cache_dir, force=force,
         )
@@ -69,6 +79,11 @@ def main(
         size = result.file_bytes[g.file] / 1e6
         print(f"  {g.file}: {g.precision}, {m.export.exporters[name]} exporter, {size:.2f} MB")
     print(f"  {result.parity.summary()}")
+    for precision, v in m.variants.items():
+        q = v.quantization
+        files = ", ".join(g.file for g in v.graphs.values())
+        print(f"  {precision} ({files}): agreement with torch {q.label_agreement:.4f} on "
+              f"{q.evaluation_windows} {q.evaluation_split} windows, max|diff| {q.max_abs_diff:.2e}")
     if m.quantization is not None and m.quantization.accuracy_change is not None:
         q = m.quantization
         print(f"  accuracy on {q.evaluation_windows} {q.evaluation_split} windows: fp32 "

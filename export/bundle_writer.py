@@ -34,6 +34,7 @@ from avstream.bundle.manifest import (
     ExportInfo,
     GraphSpec,
     Manifest,
+    PrecisionVariant,
     Provenance,
     Quantization,
     VideoSpec,
@@ -46,8 +47,6 @@ from export.onnx_export import (
     EXPORTERS,
     ExportedGraph,
     ExportError,
-    export_graph,
-    export_graphs,
 )
 from export.parity import (
     FP32_PROB_ATOL,
@@ -57,17 +56,15 @@ from export.parity import (
     compare,
     random_windows,
 )
-from export.quantize import (
-    FP16_METHOD,
-    INT8_METHOD,
-    KEPT_FP32,
-    REDUCED_GRAPHS,
-    ArrayReader,
-    calibration_batches,
-    frontend_nodes,
-    load_split_windows,
-    quantize_int8,
+from export.quantize import load_split_windows
+from export.variants import (
+    CALIBRATION_SPLIT,
+    measure_variant,
+    ship_graph,
+    ship_variant,
+    variant_graphs,
 )
+from export.variants import quantization as quantization_record
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.model import AVSceneNet
 
@@ -77,7 +74,6 @@ CHECK_WINDOWS = 8
 """Random windows of the fp32 self-check (and of the fp16 check when no data is given)."""
 DEFAULT_CALIBRATION_WINDOWS = 64
 DEFAULT_EVALUATION_WINDOWS = 200
-CALIBRATION_SPLIT = "train"
 EVALUATION_SPLIT = "evaluate"
 RANDOM_SPLIT = "random"
 
@@ -100,11 +96,17 @@ class ExportOptions:
     force: bool = False
     """Replace an existing bundle at OUT_DIR."""
     exporters: tuple[str, ...] = EXPORTERS
+    extra: tuple[str, ...] = ()
+    """Further precisions shipped beside ``variant`` in the same bundle (manifest ``variants``),
+    each measured against PyTorch like the main one."""
 
     def __post_init__(self) -> None:
-        if self.variant not in schema.VARIANTS:
-            raise ExportInputError(f"variant {self.variant!r}; expected one of {list(schema.VARIANTS)}")
-        if self.variant == "int8" and self.data_dir is None:
+        for v in (self.variant, *self.extra):
+            if v not in schema.VARIANTS:
+                raise ExportInputError(f"precision {v!r}; expected one of {list(schema.VARIANTS)}")
+        if self.variant in self.extra or len(set(self.extra)) != len(self.extra):
+            raise ExportInputError(f"precisions {[self.variant, *self.extra]}; expected each once")
+        if "int8" in (self.variant, *self.extra) and self.data_dir is None:
             raise ExportInputError("--int8 needs --calibrate DATA_DIR: static quantization is "
                                    "calibrated on real windows of the training data")
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
@@ -178,43 +180,11 @@ def _json_safe(v: Any) -> Any:
     return str(v)
 
 
-def _ship_graph(src: Path, dst: Path, name: str) -> None:
-    """Copy a graph into the bundle without the exporter's per-node debug metadata."""
-    model = onnx.load(str(src))
-    for node in model.graph.node:
-        del node.metadata_props[:]
-    model.doc_string = f"avstream bundle graph '{name}'"
-    onnx.save(model, str(dst))
-
-
-def _variant_graphs(variant: str, model: AVSceneNet, work: Path, opset: int,
-                    exporters: Sequence[str], windows: Sequence[Window]) -> dict[str, ExportedGraph]:
-    """Graph name -> the exported (and for int8 quantized) graph to ship."""
-    if variant == "fp16":  # reduced graphs exported straight from the half-precision model
-        work.mkdir(parents=True, exist_ok=True)
-        return {name: export_graph(name, model, work / f"{name}.onnx", opset, exporters,
-                                   precision="fp16" if name in REDUCED_GRAPHS else "fp32")
-                for name in schema.GRAPHS}
-    graphs = export_graphs(model, work / "fp32", opset, exporters)
-    if variant == "int8":
-        keep = frontend_nodes(onnx.load(str(graphs[schema.AUDIO_GRAPH].path)))
-        log.info("int8: keeping %d audio front-end nodes in fp32", len(keep))
-        batches = calibration_batches(windows)
-        for name in REDUCED_GRAPHS:
-            dst = work / f"{name}.int8.onnx"
-            t0 = time.perf_counter()
-            reader = ArrayReader(schema.GRAPH_IO[name][0][0], batches[name])
-            quantize_int8(graphs[name].path, dst, reader,
-                          keep if name == schema.AUDIO_GRAPH else [])
-            log.info("int8 graph %s in %.1f s", name, time.perf_counter() - t0)
-            graphs[name] = dataclasses.replace(graphs[name], path=dst, precision="int8")
-    return graphs
-
-
 def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
               graphs: Mapping[str, ExportedGraph], precisions: Mapping[str, str],
               files: Mapping[str, str], opset: int, check: Mapping[str, Any],
-              quantization: Quantization | None) -> Manifest:
+              quantization: Quantization | None,
+              variants: Mapping[str, PrecisionVariant] | None = None) -> Manifest:
     cfg = ckpt.config
     specs = {}
     for name in schema.GRAPHS:
@@ -250,6 +220,7 @@ def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
             metrics=_json_safe(ckpt.metrics),
         ),
         quantization=quantization,
+        variants=dict(variants or {}),
     )
 
 
@@ -271,23 +242,6 @@ def _measure(staging: Path, ckpt_path: Path, model: AVSceneNet,
     )
 
 
-def _quantization(variant: str, report: ParityReport, calibration: int, eval_split: str) -> Quantization:
-    return Quantization(
-        method=FP16_METHOD if variant == "fp16" else INT8_METHOD,
-        graphs=REDUCED_GRAPHS,
-        kept_fp32=KEPT_FP32,
-        calibration_windows=calibration,
-        calibration_split=CALIBRATION_SPLIT if variant == "int8" else "none",
-        evaluation_split=eval_split,
-        evaluation_windows=report.windows,
-        label_agreement=report.label_agreement,
-        max_abs_diff=report.outputs["final"].max_abs_diff,
-        accuracy_fp32=report.accuracy_torch,
-        accuracy_variant=report.accuracy_bundle,
-        accuracy_change=report.accuracy_change,
-    )
-
-
 def export_bundle(ckpt_path: Path, out_dir: Path, options: ExportOptions) -> ExportResult:
     """Export CHECKPOINT as a verified bundle in out_dir (see module docstring)."""
     t_start = time.perf_counter()
@@ -302,7 +256,7 @@ def export_bundle(ckpt_path: Path, out_dir: Path, options: ExportOptions) -> Exp
     evaluation: list[Window] = list(random_windows(cfg, CHECK_WINDOWS))
     eval_split = RANDOM_SPLIT
     if options.data_dir is not None:
-        if variant == "int8":
+        if "int8" in (variant, *options.extra):
             calibration = list(load_split_windows(options.data_dir, CALIBRATION_SPLIT, cfg,
                                                   options.calibration_windows, options.cache))
         evaluation = list(load_split_windows(options.data_dir, EVALUATION_SPLIT, cfg,
@@ -316,12 +270,12 @@ def export_bundle(ckpt_path: Path, out_dir: Path, options: ExportOptions) -> Exp
     shutil.rmtree(work, ignore_errors=True)
     try:
         staging.mkdir()
-        graphs = _variant_graphs(variant, model, work, options.opset, options.exporters,
-                                 calibration)
+        graphs = variant_graphs(variant, model, work, options.opset, options.exporters,
+                                calibration)
         files: dict[str, str] = {}
         for name, g in graphs.items():
             dst = staging / f"{name}.onnx"
-            _ship_graph(g.path, dst, name)
+            ship_graph(g.path, dst, name)
             files[dst.name] = sha256_file(dst)
         precisions = {name: g.precision for name, g in graphs.items()}
         ckpt_sha = sha256_file(ckpt_path)
@@ -338,10 +292,23 @@ def export_bundle(ckpt_path: Path, out_dir: Path, options: ExportOptions) -> Exp
         check = {"windows": report.windows, "source": eval_split,
                  "max_abs_diff": report.max_abs_diff,
                  "label_agreement": report.label_agreement}
-        quantization = None if variant == "fp32" else _quantization(
+        quantization = None if variant == "fp32" else quantization_record(
             variant, report, len(calibration), eval_split)
+        variants: dict[str, PrecisionVariant] = {}
+        for extra in options.extra:
+            specs, extra_files, _ = ship_variant(staging, extra, model, cfg, work / extra,
+                                                 options.opset, options.exporters, calibration)
+            files.update(extra_files)
+            variants[extra] = PrecisionVariant(specs, quantization_record(
+                extra, report, len(calibration), eval_split))  # replaced once measured below
+            _write_manifest(staging, _manifest(ckpt, ckpt_path, ckpt_sha, variant, graphs,
+                                               precisions, files, options.opset, check,
+                                               quantization, variants))
+            variants[extra], extra_report = measure_variant(
+                staging, extra, specs, model, evaluation, len(calibration), eval_split)
+            log.info("%s", extra_report.summary())
         manifest = _manifest(ckpt, ckpt_path, ckpt_sha, variant, graphs, precisions, files,
-                             options.opset, check, quantization)
+                             options.opset, check, quantization, variants)
         _write_manifest(staging, manifest)
         load_bundle(staging)  # the written manifest must verify as the daemon will verify it
         if out_dir.exists():

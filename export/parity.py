@@ -1,8 +1,9 @@
 """Proof that a bundle computes what PyTorch computes: the same windows through both.
 
-The ONNX side runs the three graphs exactly as the daemon composes them (audio graph on the
-waveform, frame graph on the 5 frames one by one as a batch, head on the stacked features), on
-ONNX Runtime's CPU provider. The torch side is the checkpoint's AVSceneNet.forward.
+The ONNX side is the daemon's own ``avstream.inference.engine.Engine`` (its ``encode_frames``
+and ``outputs``, the calls behind every hop), on ONNX Runtime's CPU provider, so what is proved
+is the composition the daemon runs, not a copy of it. The torch side is the checkpoint's
+AVSceneNet.forward.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from avstream.bundle import schema
 from avstream.bundle.loader import Bundle, load_bundle, sha256_file
-from export.onnx_export import cpu_session
+from avstream.inference.engine import OUTPUTS, Engine
+from avstream.inference.session import SessionConfig
 from training.checkpoint import load_checkpoint
 from training.config import ModelConfig
 from training.model import AVSceneNet
@@ -29,14 +30,6 @@ log = logging.getLogger(__name__)
 FP32_PROB_ATOL = 1e-4
 """Largest |p_onnx - p_torch| accepted for the fp32 variant, on every output."""
 PARITY_BATCH = 8
-OUTPUTS: dict[str, str] = {
-    "final": schema.FINAL_PROBS,
-    "early": schema.EARLY_PROBS,
-    "audio": schema.AUDIO_PROBS,
-    "visual": schema.VISUAL_PROBS,
-}
-"""BranchOutputs field -> the bundle output carrying the same probabilities."""
-
 Window = Sequence[Any]
 """(wave (2, T) float32, frames (5, H, W, 3) uint8[, label int, ...]): a CropDataset item."""
 
@@ -106,24 +99,24 @@ class ParityReport:
 
 
 class BundleRunner:
-    """The bundle's three graphs composed as the daemon composes them, on ORT CPU."""
+    """The daemon's engine on a bundle, at one of its precisions, on ORT CPU."""
 
-    def __init__(self, bundle: Bundle, threads: int = 0) -> None:
+    def __init__(self, bundle: Bundle, threads: int = 0, precision: str | None = None) -> None:
         self.bundle = bundle
-        self.sessions = {name: cpu_session(bundle.graph_path(name), threads) for name in schema.GRAPHS}
+        self.engine = Engine(bundle, SessionConfig(provider="cpu", intra_threads=threads),
+                             precision or bundle.variant)
+
+    @property
+    def sessions(self) -> dict[str, Any]:
+        """Graph name -> the engine's onnxruntime InferenceSession."""
+        return {name: g.session for name, g in self.engine.sessions.items()}
 
     def run(self, waves: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         """waves (B, 2, T) float32, frames (B, 5, H, W, 3) uint8 -> BranchOutputs-named probs."""
         b, t = frames.shape[:2]
-        audio_probs, audio_steps = self.sessions[schema.AUDIO_GRAPH].run(
-            [schema.AUDIO_PROBS, schema.AUDIO_STEPS], {schema.WAVEFORM: waves})
-        feats = self.sessions[schema.FRAME_GRAPH].run(
-            [schema.FRAME_FEATURES], {schema.FRAMES: frames.reshape(b * t, *frames.shape[2:])})[0]
-        visual, early, final = self.sessions[schema.HEAD_GRAPH].run(
-            [schema.VISUAL_PROBS, schema.EARLY_PROBS, schema.FINAL_PROBS],
-            {schema.FRAME_FEATURES: feats.reshape(b, t, -1), schema.AUDIO_STEPS: audio_steps,
-             schema.AUDIO_PROBS: audio_probs})
-        return {"final": final, "early": early, "audio": audio_probs, "visual": visual}
+        features = self.engine.encode_frames(frames.reshape(b * t, *frames.shape[2:]))
+        out, _ = self.engine.outputs(waves, features.reshape(b, t, -1))
+        return out
 
 
 def random_windows(cfg: ModelConfig, n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+
 TEST_DATA_SEED = 1234
 TEST_CLIPS_PER_CLASS = 6
 STREAM_SCENES = ("park", "metro", "street_traffic", "airport", "tram", "shopping_mall")
@@ -90,3 +92,33 @@ def synth_stream(artifacts_dir: Path) -> tuple[Path, Path]:
                                      seconds_per_scene=STREAM_SECONDS_PER_SCENE, seed=STREAM_SEED)
         done.write_text(str(csv))
     return mp4, Path(done.read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(artifacts_dir: Path) -> Path:
+    """An untrained SMALL model through the real exporter (about 15 s)."""
+    import torch
+
+    from training.checkpoint import Checkpoint, save_checkpoint
+    from training.config import SMALL
+    from training.model import AVSceneNet
+
+    root = artifacts_dir / "tiny"
+    bundle = root / "bundle"
+    if _once(bundle / "manifest.json"):
+        root.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        model = AVSceneNet(SMALL).eval()
+        ckpt = root / "tiny.ckpt"
+        save_checkpoint(ckpt, Checkpoint(config=SMALL, state_dict=model.state_dict(),
+                                         step="finetune"))
+        subprocess.run([sys.executable, "-m", "export", str(ckpt), str(bundle)], check=True,
+                       capture_output=True, text=True, cwd=REPO)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_bundle: Path):  # -> avstream.inference.engine.Engine
+    from avstream.driver import open_engine
+
+    return open_engine(tiny_bundle, provider="cpu", threads=1)

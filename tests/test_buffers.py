@@ -168,13 +168,13 @@ def test_frame_store_takes_the_nearest_frame_ties_to_the_earlier() -> None:
     store = _store()
     for i, t in enumerate([0.0, 0.13, 0.3, 0.45, 0.61, 0.79, 1.1]):
         store.push(_frame(t, i))
-    picked = {k: store.get(k, final=True).t for k in (0, 200, 400, 600, 800, 1000)}
+    picked = {k: store.get(k, stop_waiting=True).t for k in (0, 200, 400, 600, 800, 1000)}
     # 0.2: 0.13 (0.07) vs 0.3 (0.1); 0.4: 0.45; 0.6: 0.61; 0.8: 0.79; 1.0: 1.1 (only after 0.79)
     assert picked == {0: 0.0, 200: 0.13, 400: 0.45, 600: 0.61, 800: 0.79, 1000: 1.1}
     store2 = _store()
     store2.push(_frame(0.1))
     store2.push(_frame(0.3))
-    assert store2.get(200, final=True).t == 0.1  # exactly halfway: the earlier frame
+    assert store2.get(200, stop_waiting=True).t == 0.1  # exactly halfway: the earlier frame
 
 
 def test_frame_store_resizes_only_frames_that_win_a_slot() -> None:
@@ -191,19 +191,19 @@ def test_frame_store_resizes_only_frames_that_win_a_slot() -> None:
     for k in range(26):  # 25 fps for one second
         store.push(lazy(k * 0.04))
     assert store.frames_in == 26
-    assert store.get(1000, final=True) is not None
+    assert store.get(1000, stop_waiting=True) is not None
     assert sorted(converted) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert store.frames_sampled == 6
-    assert store.get(400, final=True).image.shape == (8, 8, 3)
+    assert store.get(400, stop_waiting=True).image.shape == (8, 8, 3)
 
 
 def test_frame_store_leaves_slots_empty_beyond_max_distance() -> None:
     store = _store(max_distance=0.3)
     store.push(_frame(0.0))
     store.push(_frame(2.0))  # the camera froze for 2 s
-    assert store.get(200, final=True) is not None  # 0.2 from the old frame
-    assert store.get(800, final=True) is None  # 0.8 from the old, 1.2 from the new
-    assert store.get(1800, final=True).t == 2.0
+    assert store.get(200, stop_waiting=True) is not None  # 0.2 from the old frame
+    assert store.get(800, stop_waiting=True) is None  # 0.8 from the old, 1.2 from the new
+    assert store.get(1800, stop_waiting=True).t == 2.0
 
 
 def test_frame_store_forgets_old_slots_and_stays_bounded() -> None:
@@ -212,7 +212,7 @@ def test_frame_store_forgets_old_slots_and_stays_bounded() -> None:
         store.push(_frame(k * 0.2))
         store.forget_before(int(k * 200) - 1000)
     assert len(store) <= 7
-    assert store.get(200 * 150, final=True) is None  # long forgotten
+    assert store.get(200 * 150, stop_waiting=True) is None  # long forgotten
 
 
 def test_frame_store_ignores_frames_out_of_order() -> None:
@@ -227,6 +227,6 @@ def test_frame_store_break_run_stops_stretching_the_last_frame() -> None:
     store = _store()
     store.push(_frame(1.0))
     store.break_run()
-    assert store.get(1200, final=True) is None
+    assert store.get(1200, stop_waiting=True) is None
     store.reset()
     assert store.frames_in == 0 and store.latest_t is None

@@ -14,12 +14,13 @@ import soundfile as sf
 from avstream.errors import MediaError
 from avstream.media.audio import read_audio_file, resample, to_stereo
 from avstream.media.decode import decode_audio_track, decode_video_frames
-from avstream.media.frames import (
-    grid_times,
-    nearest_frame_indices,
-    resize_frame,
-    slot_times,
-)
+from avstream.media.frames import earlier_is_nearer, resize_frame
+
+
+def nearest_frame_indices(frame_times: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Brute force: for each slot the index of the frame nearest in time, ties to the earlier."""
+    d = np.abs(np.asarray(slots)[:, None] - np.asarray(frame_times)[None, :])
+    return np.argmin(d + 1e-12 * np.arange(len(frame_times))[None, :], axis=1)
 
 
 def _sine(freq: float, rate: int, seconds: float, channels: int = 1) -> np.ndarray:
@@ -75,29 +76,14 @@ def test_resize_frame_rejects_non_rgb() -> None:
         resize_frame(np.zeros((10, 10), np.uint8), 8)
 
 
-def test_slot_times_cover_the_window_ending_at_t() -> None:
-    np.testing.assert_allclose(slot_times(3.0), [2.0, 2.2, 2.4, 2.6, 2.8])
-    np.testing.assert_allclose(grid_times(4), [0.0, 0.2, 0.4, 0.6])
-
-
-def test_nearest_frame_indices_variable_frame_rate() -> None:
+def test_the_nearest_frame_rule_ties_to_the_earlier_frame() -> None:
+    # 0.25 is exactly halfway between 0.0 and 0.5 (all exact in binary floating point).
+    assert earlier_is_nearer(0.25, 0.0, 0.5)
+    assert not earlier_is_nearer(0.26, 0.0, 0.5) and earlier_is_nearer(0.24, 0.0, 0.5)
+    assert earlier_is_nearer(0.2, 0.1, 0.3)  # 0.2 - 0.1 and 0.3 - 0.2 differ in binary floats
     frame_times = np.array([0.0, 0.05, 0.3, 0.35, 0.9, 1.0])
     slots = np.array([-0.5, 0.0, 0.2, 0.4, 0.6, 0.8, 2.0])
-    idx = nearest_frame_indices(frame_times, slots)
-    np.testing.assert_array_equal(idx, [0, 0, 2, 3, 3, 4, 5])
-
-
-def test_nearest_frame_indices_tie_goes_to_earlier_frame() -> None:
-    # 0.25 is exactly halfway between 0.0 and 0.5 (all exact in binary floating point).
-    idx = nearest_frame_indices(np.array([0.0, 0.5, 1.0]), np.array([0.25, 0.75, 0.5]))
-    np.testing.assert_array_equal(idx, [0, 1, 1])
-
-
-def test_nearest_frame_indices_rejects_unsorted_or_empty() -> None:
-    with pytest.raises(ValueError, match="not sorted"):
-        nearest_frame_indices(np.array([0.0, 0.4, 0.2]), np.array([0.1]))
-    with pytest.raises(ValueError, match="non-empty"):
-        nearest_frame_indices(np.array([]), np.array([0.1]))
+    np.testing.assert_array_equal(nearest_frame_indices(frame_times, slots), [0, 0, 2, 3, 3, 4, 5])
 
 
 # ----------------------------------------------------------------------------- audio
@@ -202,7 +188,7 @@ def test_decode_samples_by_container_timestamp_on_vfr_video(tmp_path: Path) -> N
     video = decode_video_frames(path, size=32, fps=5)
     frame_times = np.array(pts_ms) / 1000.0
     expected = nearest_frame_indices(frame_times, video.times)
-    np.testing.assert_allclose(video.times, grid_times(len(video.times)))
+    np.testing.assert_allclose(video.times, np.arange(len(video.times)) / 5)
     np.testing.assert_allclose(video.source_times, frame_times[expected])
     # Slots run while the last frame (1.7 s) still shows; its duration is the container's.
     assert video.end_s > 1.7

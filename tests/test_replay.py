@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,31 +135,6 @@ def corrupt_ts(src: Path, dst: Path, lo: float = 0.4, hi: float = 0.5) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained SMALL model through the real exporter (about 15 s)."""
-    import torch
-
-    from training.checkpoint import Checkpoint, save_checkpoint
-    from training.config import SMALL
-    from training.model import AVSceneNet
-
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    model = AVSceneNet(SMALL).eval()
-    ckpt = root / "tiny.ckpt"
-    save_checkpoint(ckpt, Checkpoint(config=SMALL, state_dict=model.state_dict(), step="finetune"))
-    bundle = root / "bundle"
-    subprocess.run([sys.executable, "-m", "export", str(ckpt), str(bundle)], check=True,
-                   capture_output=True, text=True, cwd=REPO)
-    return bundle
-
-
-@pytest.fixture(scope="session")
-def tiny_engine(tiny_bundle: Path) -> Engine:
-    return open_engine(tiny_bundle, provider="cpu", threads=1)
-
-
-@pytest.fixture(scope="session")
 def av_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_media(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=3.0)
 
@@ -212,7 +188,7 @@ def test_one_record_per_hop_with_the_documented_fields(tiny_engine: Engine, av_f
     for key in ("t", "label", "confidence", "probs", "raw_label", "modalities", "latency_ms",
                 "counters"):
         assert key in first
-    assert set(first["probs"]) == set(tiny_engine.spec.classes)
+    assert set(first["probs"]) == set(tiny_engine.format.classes)
     assert sum(first["probs"].values()) == pytest.approx(1.0, abs=1e-4)
     assert first["modalities"] == ["audio", "video"] and first["branch"] == "final"
     assert {"frame", "audio", "head", "smooth", "total"} <= set(first["latency_ms"])
@@ -239,7 +215,7 @@ def test_daemon_matches_offline_evaluation(tiny_bundle: Path, tiny_engine: Engin
 
     clip = write_media(tmp_path / f"c{fps}.mp4", seconds=3.0, fps=fps, rate=48_000)
     recs = replay(tiny_engine, clip).records
-    spec = tiny_engine.spec
+    spec = tiny_engine.format
     audio = read_audio_file(clip, spec.sample_rate).samples
     video = decode_video_frames(clip, spec.frame_size)
     sess = {g: rt.InferenceSession(str(tiny_bundle / f"{g}.onnx"), providers=["CPUExecutionProvider"])
@@ -350,19 +326,67 @@ def test_realtime_goes_through_the_same_windows(tiny_engine: Engine, tmp_path: P
 
 
 class LateClock:
-    """A wall clock that says every window is long past: inference "fell behind"."""
+    """A wall clock that says every window is long past."""
 
     def now(self) -> float:
         return 1e9
 
 
+class QueuedSource:
+    """A file's events, decoded beforehand and handed over at once: all were queued while the
+    pipeline was busy (with the clock above: since long ago)."""
+
+    def __init__(self, media: Path) -> None:
+        inner = MediaFileSource(media)
+        self.info = inner.info
+        self._events = list(inner.events())
+        inner.close()
+
+    def events(self) -> Iterator[SourceEvent]:
+        yield from self._events
+
+    def close(self) -> None:
+        pass
+
+
 def test_stale_hops_are_dropped_and_counted(tiny_engine: Engine, av_file: Path) -> None:
     sink = Collect()
-    pipeline = Pipeline(tiny_engine, PipelineConfig(), [sink], clock=LateClock())  # type: ignore[arg-type]
-    summary = pipeline.run(MediaFileSource(av_file))
+    config = PipelineConfig(pipelined=False)
+    pipeline = Pipeline(tiny_engine, config, [sink], clock=LateClock())  # type: ignore[arg-type]
+    summary = pipeline.run(QueuedSource(av_file))
     assert sink.records == []
     assert summary.counters.hops_dropped == 11
+    assert summary.counters.windows_late_media == 0  # the media was not late: the engine was
     assert summary.counters.frames_encoded == 0  # a dropped hop costs no inference
+
+
+class SlowEngine:
+    """The tiny engine, taking ``seconds`` per window: inference really behind."""
+
+    def __init__(self, engine: Engine, seconds: float) -> None:
+        self._engine, self._seconds = engine, seconds
+        self.format, self.providers, self.precision = engine.format, engine.providers, engine.precision
+        self.encode_frames = engine.encode_frames
+        self.infer_batch = engine.infer_batch
+
+    def infer(self, waveform, features):  # noqa: ANN001, ANN201
+        time.sleep(self._seconds)
+        return self._engine.infer(waveform, features)
+
+
+def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(tiny_engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    clip = write_media(tmp_path / "slow.mp4", seconds=3.0)
+    slow = Collect()
+    drive(MediaFileSource(clip), SlowEngine(tiny_engine, 0.45), PipelineConfig(), [slow],
+          realtime=True)
+    c = slow.summary.counters
+    assert c.hops_dropped >= 4  # 0.45 s per 0.2-s hop: about every other hop must go
+    assert c.windows + c.hops_dropped == 11
+    assert max(r.latency_ms["delay"] for r in slow.records) < 450 + 200 + 100
+    fast = replay(tiny_engine, clip, realtime=True)
+    assert fast.summary.counters.hops_dropped == 0 and len(fast.records) == 11
+    assert fast.summary.counters.windows_late_media == 0
 
 
 class ScriptedSource:
@@ -435,7 +459,7 @@ def test_stop_ends_the_run_with_a_summary(tiny_engine: Engine, av_file: Path) ->
                 pipeline.stop()
 
     stopper = StopAfterThree()
-    pipeline.sinks = (stopper,)
+    pipeline.reporter.sinks = (stopper,)
     summary = pipeline.run(MediaFileSource(av_file))
     assert summary.stopped == "stop request"
     assert 3 <= summary.windows < 11

@@ -13,33 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import onnxruntime as ort
 
 from avstream.bundle import schema
-from avstream.bundle.manifest import (
-    Manifest,
-    ManifestError,
-    TensorSpec,
-    check_format,
-    parse_manifest,
-)
+from avstream.bundle.format import StreamFormat, check_signature, stream_format
+from avstream.bundle.manifest import Manifest, ManifestError, check_format, parse_manifest
 from avstream.errors import BundleError
 
 log = logging.getLogger(__name__)
 
-ORT_DTYPES: dict[str, str] = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(uint8)": "uint8",
-}
-PROBS_OUTPUTS: frozenset[str] = frozenset(
-    {schema.AUDIO_PROBS, schema.VISUAL_PROBS, schema.EARLY_PROBS, schema.FINAL_PROBS}
-)
 HASH_CHUNK_BYTES = 1 << 20
 
 
@@ -49,11 +34,20 @@ class Bundle:
 
     root: Path
     manifest: Manifest
+    format: StreamFormat
+    """The stream format, built once from the manifest (every consistency check passed)."""
 
     def graph_path(self, name: str) -> Path:
         if name not in self.manifest.graphs:
             raise KeyError(f"graph {name!r}; expected one of {list(self.manifest.graphs)}")
         return self.root / self.manifest.graphs[name].file
+
+    def precisions(self) -> dict[str, dict[str, Path]]:
+        """Precision -> graph name -> file, for every precision the bundle ships."""
+        out = {self.manifest.variant: {name: self.graph_path(name) for name in schema.GRAPHS}}
+        for precision, variant in self.manifest.variants.items():
+            out[precision] = {name: self.root / g.file for name, g in variant.graphs.items()}
+        return out
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -72,8 +66,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(root: Path) -> Manifest:
-    """manifest.json -> Manifest (format and version checked first); no graph is opened."""
+def read_manifest(root: Path) -> tuple[Manifest, StreamFormat]:
+    """manifest.json -> Manifest and its StreamFormat (format and version checked first, then
+    every field, then their agreement); no graph is opened."""
     path = root / schema.MANIFEST_NAME
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory (expected a folder holding "
@@ -88,7 +83,8 @@ def read_manifest(root: Path) -> Manifest:
         raise BundleError(f"{path}: not valid JSON ({e})") from e
     try:
         check_format(data)
-        return parse_manifest(data)
+        manifest = parse_manifest(data)
+        return manifest, stream_format(manifest)
     except ManifestError as e:
         raise BundleError(f"{path}: {e}") from e
 
@@ -108,10 +104,6 @@ def verify_files(root: Path, manifest: Manifest) -> None:
                               f"changed or damaged after export")
 
 
-def _fmt_shape(shape: Sequence[Any]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
 def _open_graph(path: Path) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -120,52 +112,28 @@ def _open_graph(path: Path) -> ort.InferenceSession:
     opts.log_severity_level = 3  # errors only: this session just reads the graph's signature
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises its own pybind error types for unloadable graphs
+    except Exception as e:  # ORT raises its own pybind errors for unloadable graphs
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise BundleError(f"{path}: not a loadable ONNX graph ({first})") from e
 
 
-def _check_tensors(path: Path, kind: str, expected: tuple[TensorSpec, ...],
-                   actual: Sequence[Any], n_classes: int) -> None:
-    got_names = [a.name for a in actual]
-    want_names = [t.name for t in expected]
-    if got_names != want_names:
-        raise BundleError(f"{path}: graph {kind}s are {got_names}; {schema.MANIFEST_NAME} says "
-                          f"{want_names}")
-    for spec, arg in zip(expected, actual, strict=True):
-        shape = list(arg.shape)
-        if spec.name in PROBS_OUTPUTS and len(shape) == 2 and isinstance(shape[1], int) \
-                and shape[1] != n_classes:
-            raise BundleError(f"{path}: {kind} '{spec.name}' gives {shape[1]} classes but "
-                              f"{schema.MANIFEST_NAME} lists {n_classes} classes")
-        dtype = ORT_DTYPES.get(arg.type, arg.type)
-        if dtype != spec.dtype:
-            raise BundleError(f"{path}: {kind} '{spec.name}' is {dtype}; {schema.MANIFEST_NAME} "
-                              f"says {spec.dtype}")
-        if len(shape) != len(spec.shape) or not all(
-            (isinstance(w, str) and not isinstance(g, int)) or g == w
-            for g, w in zip(shape, spec.shape, strict=True)
-        ):
-            raise BundleError(f"{path}: {kind} '{spec.name}' has shape {_fmt_shape(shape)}; "
-                              f"{schema.MANIFEST_NAME} says {_fmt_shape(spec.shape)}")
-
-
 def verify_graphs(root: Path, manifest: Manifest) -> None:
-    for name in schema.GRAPHS:
-        spec = manifest.graphs[name]
+    specs = [(name, manifest.graphs[name]) for name in schema.GRAPHS] + [
+        (name, g) for v in manifest.variants.values() for name, g in v.graphs.items()]
+    for _name, spec in specs:
         path = root / spec.file
         session = _open_graph(path)
-        _check_tensors(path, "input", spec.inputs, session.get_inputs(), manifest.n_classes)
-        _check_tensors(path, "output", spec.outputs, session.get_outputs(), manifest.n_classes)
+        check_signature(path, "input", spec.inputs, session.get_inputs(), manifest.n_classes)
+        check_signature(path, "output", spec.outputs, session.get_outputs(), manifest.n_classes)
         del session
 
 
 def load_bundle(path: Path | str) -> Bundle:
     """Verify everything a bundle claims, then hand it out; refuse it with one line if not."""
     root = Path(path)
-    manifest = read_manifest(root)
+    manifest, fmt = read_manifest(root)
     verify_files(root, manifest)
     verify_graphs(root, manifest)
     log.info("bundle %s verified: variant %s, %d classes", root, manifest.variant,
              manifest.n_classes)
-    return Bundle(root=root, manifest=manifest)
+    return Bundle(root=root, manifest=manifest, format=fmt)

@@ -1,26 +1,22 @@
 """manifest.json as typed, frozen records, parsed with errors that name the field at fault.
 
 The manifest is the only thing the daemon trusts about a bundle: sample rate, window length,
-frame size and class order all come from here, never from code defaults. Parsing therefore
-checks every field's type and the manifest's internal consistency (the waveform input agrees
-with the audio settings, the frame input with the video settings, the IO names with the
-contract in schema.py); the loader then checks the files and graphs against it.
+frame size and class order all come from here, never from code defaults. Parsing checks every
+field's type and the IO names against the contract in schema.py; whether the numbers agree with
+each other is checked in one place, ``avstream.bundle.format.stream_format``, and the loader
+then checks the files and graphs against the manifest.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-
-from avstream.bundle import schema
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "uint8")
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 VIDEO_LAYOUT = "NHWC"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 Dim = int | str
 """A tensor dimension: a fixed size, or the name of a dynamic axis (schema.BATCH_AXIS)."""
@@ -164,6 +160,20 @@ class Quantization:
 
 
 @dataclass(frozen=True)
+class PrecisionVariant:
+    """Extra graphs of the same model at another precision, shipped in the same bundle."""
+
+    graphs: Mapping[str, GraphSpec]
+    """Graph name -> its spec at this precision (files listed in the manifest's ``files``)."""
+    quantization: Quantization
+    """How the variant was made and its measured agreement with PyTorch fp32."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graphs": {name: g.to_dict() for name, g in self.graphs.items()},
+                "quantization": self.quantization.to_dict()}
+
+
+@dataclass(frozen=True)
 class Manifest:
     format: str
     format_version: int
@@ -177,6 +187,9 @@ class Manifest:
     export: ExportInfo
     provenance: Provenance
     quantization: Quantization | None
+    variants: Mapping[str, PrecisionVariant] = field(default_factory=lambda: MappingProxyType({}))
+    """Precision -> graphs at that precision besides the main ones (optional field: a bundle may
+    ship fp32, int8 and fp16 together; ``--precision`` chooses)."""
 
     @property
     def n_classes(self) -> int:
@@ -195,6 +208,8 @@ class Manifest:
             "export": self.export.to_dict(),
             "provenance": self.provenance.to_dict(),
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
+            **({"variants": {p: v.to_dict() for p, v in self.variants.items()}}
+               if self.variants else {}),
         }
 
     @classmethod
@@ -211,264 +226,9 @@ def plain(v: Any) -> Any:
     return v
 
 
-def _frozen(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return MappingProxyType({k: _frozen(x) for k, x in v.items()})
-    if isinstance(v, list):
-        return tuple(_frozen(x) for x in v)
-    return v
+# Parsing lives in avstream/bundle/parse.py (imported last: it builds the records above).
+from avstream.bundle.parse import check_format, parse_manifest  # noqa: E402
 
-
-# ---------------------------------------------------------------------------------------------
-# Parsing: small typed getters, each naming the dotted field path in its error.
-
-
-def _obj(d: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise ManifestError(f"field '{path}' is {type(d).__name__}; expected an object")
-    return d
-
-
-def _get(d: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in d:
-        where = f"'{path}'" if path else "the top level"
-        raise ManifestError(f"field '{key}' is missing from {where}")
-    return d[key]
-
-
-def _field(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _int(d: Mapping[str, Any], key: str, path: str = "", minimum: int = 1) -> int:
-    v = _get(d, key, path)
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ManifestError(f"field '{_field(path, key)}' is {v!r}; expected an integer >= {minimum}")
-    return v
-
-
-def _float(d: Mapping[str, Any], key: str, path: str = "", optional: bool = False) -> float | None:
-    v = _get(d, key, path)
-    if v is None and optional:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ManifestError(f"field '{_field(path, key)}' is {v!r}; expected a number")
-    return float(v)
-
-
-def _number(d: Mapping[str, Any], key: str, path: str) -> float:
-    v = _float(d, key, path)
-    if v is None:  # unreachable: _float returns None only when optional
-        raise ManifestError(f"field '{_field(path, key)}' is null; expected a number")
-    return v
-
-
-def _str(d: Mapping[str, Any], key: str, path: str = "", choices: tuple[str, ...] = ()) -> str:
-    v = _get(d, key, path)
-    if not isinstance(v, str):
-        raise ManifestError(f"field '{_field(path, key)}' is {v!r}; expected a string")
-    if choices and v not in choices:
-        raise ManifestError(f"field '{_field(path, key)}' is {v!r}; expected one of {list(choices)}")
-    return v
-
-
-def _file_name(v: Any, path: str) -> str:
-    if not isinstance(v, str) or not v or "/" in v or "\\" in v or v in (".", ".."):
-        raise ManifestError(f"field '{path}' is {v!r}; expected a plain file name inside the bundle")
-    return v
-
-
-def check_format(d: Any) -> int:
-    """Format name and version first: a future version may lay out everything else differently."""
-    d = _obj(d, "(top level)")
-    fmt = _get(d, "format", "")
-    if fmt != schema.FORMAT_NAME:
-        raise ManifestError(f"format is {fmt!r}; expected {schema.FORMAT_NAME!r}")
-    version = _get(d, "format_version", "")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ManifestError(f"format_version is {version!r}; expected an integer")
-    if version not in schema.SUPPORTED_FORMAT_VERSIONS:
-        raise ManifestError(
-            f"format_version {version} is not supported by this avstream; expected one of "
-            f"{list(schema.SUPPORTED_FORMAT_VERSIONS)}"
-        )
-    return version
-
-
-def _tensor(d: Any, path: str) -> TensorSpec:
-    d = _obj(d, path)
-    name = _str(d, "name", path)
-    shape_v = _get(d, "shape", path)
-    if not isinstance(shape_v, list) or not shape_v:
-        raise ManifestError(f"field '{path}.shape' is {shape_v!r}; expected a non-empty list")
-    shape: list[Dim] = []
-    for i, dim in enumerate(shape_v):
-        ok_int = isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1
-        if not (ok_int or (isinstance(dim, str) and dim)):
-            raise ManifestError(f"field '{path}.shape[{i}]' is {dim!r}; expected a size >= 1 or "
-                                f"an axis name")
-        shape.append(dim)
-    if shape[0] != schema.BATCH_AXIS:
-        raise ManifestError(f"field '{path}.shape[0]' is {shape[0]!r}; expected the dynamic "
-                            f"axis {schema.BATCH_AXIS!r}")
-    return TensorSpec(name=name, shape=tuple(shape), dtype=_str(d, "dtype", path, DTYPES))
-
-
-def _tensors(d: Mapping[str, Any], key: str, path: str, names: tuple[str, ...]) -> tuple[TensorSpec, ...]:
-    v = _get(d, key, path)
-    if not isinstance(v, list):
-        raise ManifestError(f"field '{path}.{key}' is {v!r}; expected a list")
-    specs = tuple(_tensor(t, f"{path}.{key}[{i}]") for i, t in enumerate(v))
-    got = tuple(t.name for t in specs)
-    if got != names:
-        raise ManifestError(f"field '{path}.{key}' names {list(got)}; expected {list(names)}")
-    return specs
-
-
-def _graph(d: Any, name: str) -> GraphSpec:
-    path = f"graphs.{name}"
-    d = _obj(d, path)
-    in_names, out_names = schema.GRAPH_IO[name]
-    return GraphSpec(
-        file=_file_name(_get(d, "file", path), f"{path}.file"),
-        inputs=_tensors(d, "inputs", path, in_names),
-        outputs=_tensors(d, "outputs", path, out_names),
-        precision=_str(d, "precision", path, PRECISIONS),
-    )
-
-
-def _classes(d: Mapping[str, Any]) -> tuple[str, ...]:
-    v = _get(d, "classes", "")
-    if not isinstance(v, list) or not v or not all(isinstance(c, str) and c for c in v):
-        raise ManifestError(f"field 'classes' is {v!r}; expected a non-empty list of names")
-    if len(set(v)) != len(v):
-        raise ManifestError(f"field 'classes' lists duplicates: {v}")
-    return tuple(v)
-
-
-def _quantization(v: Any) -> Quantization | None:
-    if v is None:
-        return None
-    p = "quantization"
-    d = _obj(v, p)
-    graphs = _get(d, "graphs", p)
-    if not isinstance(graphs, list) or not all(g in schema.GRAPHS for g in graphs):
-        raise ManifestError(f"field 'quantization.graphs' is {graphs!r}; expected names from "
-                            f"{list(schema.GRAPHS)}")
-    return Quantization(
-        method=_str(d, "method", p),
-        graphs=tuple(graphs),
-        kept_fp32=_str(d, "kept_fp32", p),
-        calibration_windows=_int(d, "calibration_windows", p, minimum=0),
-        calibration_split=_str(d, "calibration_split", p),
-        evaluation_split=_str(d, "evaluation_split", p),
-        evaluation_windows=_int(d, "evaluation_windows", p, minimum=0),
-        label_agreement=_number(d, "label_agreement", p),
-        max_abs_diff=_number(d, "max_abs_diff", p),
-        accuracy_fp32=_float(d, "accuracy_fp32", p, optional=True),
-        accuracy_variant=_float(d, "accuracy_variant", p, optional=True),
-        accuracy_change=_float(d, "accuracy_change", p, optional=True),
-    )
-
-
-def _export(v: Any) -> ExportInfo:
-    p = "export"
-    d = _obj(v, p)
-    exporters = _obj(_get(d, "exporters", p), f"{p}.exporters")
-    known = {"opset", "exporter", "exporters", "created_utc", "check"}
-    versions = {k: str(x) for k, x in d.items() if k not in known}
-    check = d.get("check", {})
-    return ExportInfo(
-        opset=_int(d, "opset", p),
-        exporter=_str(d, "exporter", p),
-        exporters=MappingProxyType({str(k): str(x) for k, x in exporters.items()}),
-        versions=MappingProxyType(versions),
-        created_utc=_str(d, "created_utc", p),
-        check=_frozen(_obj(check, f"{p}.check")),
-    )
-
-
-def _provenance(v: Any) -> Provenance:
-    p = "provenance"
-    d = _obj(v, p)
-    return Provenance(
-        checkpoint=_str(d, "checkpoint", p),
-        checkpoint_sha256=_str(d, "checkpoint_sha256", p),
-        step=_str(d, "step", p),
-        config=_frozen(_obj(_get(d, "config", p), f"{p}.config")),
-        training_data=_frozen(_obj(_get(d, "training_data", p), f"{p}.training_data")),
-        metrics=_frozen(_obj(_get(d, "metrics", p), f"{p}.metrics")),
-    )
-
-
-def _check_consistency(m: Manifest) -> None:
-    """The graphs' declared shapes must agree with the audio/video settings the daemon uses."""
-    a, v = m.audio, m.video
-    if a.window_samples != round(a.sample_rate * a.window_seconds):
-        raise ManifestError(f"audio.window_samples={a.window_samples} disagrees with "
-                            f"audio.sample_rate={a.sample_rate} x audio.window_seconds="
-                            f"{a.window_seconds}")
-    expected = {
-        (schema.AUDIO_GRAPH, schema.WAVEFORM): (schema.BATCH_AXIS, a.channels, a.window_samples),
-        (schema.FRAME_GRAPH, schema.FRAMES): (schema.BATCH_AXIS, v.frame_height, v.frame_width, 3),
-    }
-    for (graph, tensor), shape in expected.items():
-        spec = next(t for t in m.graphs[graph].inputs if t.name == tensor)
-        if spec.shape != shape:
-            raise ManifestError(f"graphs.{graph} input '{tensor}' has shape {list(spec.shape)} but "
-                                f"the audio/video settings imply {list(shape)}")
-    head_ff = next(t for t in m.graphs[schema.HEAD_GRAPH].inputs if t.name == schema.FRAME_FEATURES)
-    if len(head_ff.shape) != 3 or head_ff.shape[1] != v.frames_per_window:
-        raise ManifestError(f"graphs.head input 'frame_features' has shape {list(head_ff.shape)}; "
-                            f"expected [batch, video.frames_per_window={v.frames_per_window}, dim]")
-    for name, g in m.graphs.items():
-        if g.file not in m.files:
-            raise ManifestError(f"graphs.{name}.file {g.file!r} is not listed in 'files'")
-
-
-def parse_manifest(d: Any) -> Manifest:
-    """A decoded manifest.json -> Manifest, or ManifestError naming the first bad field."""
-    version = check_format(d)
-    audio_d = _obj(_get(d, "audio", ""), "audio")
-    video_d = _obj(_get(d, "video", ""), "video")
-    graphs_d = _obj(_get(d, "graphs", ""), "graphs")
-    if set(graphs_d) != set(schema.GRAPHS):
-        raise ManifestError(f"field 'graphs' has {sorted(graphs_d)}; expected exactly "
-                            f"{list(schema.GRAPHS)}")
-    files_d = _obj(_get(d, "files", ""), "files")
-    files: dict[str, str] = {}
-    for name, digest in files_d.items():
-        _file_name(name, f"files[{name!r}]")
-        if not isinstance(digest, str) or not _SHA256.match(digest):
-            raise ManifestError(f"field 'files[{name!r}]' is {digest!r}; expected a sha256 hex digest")
-        files[name] = digest
-    window_seconds = _number(audio_d, "window_seconds", "audio")
-    if window_seconds <= 0:
-        raise ManifestError(f"field 'audio.window_seconds' is {window_seconds!r}; expected > 0")
-    m = Manifest(
-        format=schema.FORMAT_NAME,
-        format_version=version,
-        variant=_str(d, "variant", "", schema.VARIANTS),
-        classes=_classes(d),
-        audio=AudioSpec(
-            sample_rate=_int(audio_d, "sample_rate", "audio"),
-            channels=_int(audio_d, "channels", "audio"),
-            window_samples=_int(audio_d, "window_samples", "audio"),
-            window_seconds=window_seconds,
-        ),
-        video=VideoSpec(
-            frames_per_window=_int(video_d, "frames_per_window", "video"),
-            fps=_int(video_d, "fps", "video"),
-            frame_width=_int(video_d, "frame_width", "video"),
-            frame_height=_int(video_d, "frame_height", "video"),
-            pixel_format=_str(video_d, "pixel_format", "video", (schema.PIXEL_FORMAT,)),
-            layout=_str(video_d, "layout", "video", (VIDEO_LAYOUT,)),
-        ),
-        graphs=MappingProxyType({name: _graph(graphs_d[name], name) for name in schema.GRAPHS}),
-        files=MappingProxyType(files),
-        export=_export(_get(d, "export", "")),
-        provenance=_provenance(_get(d, "provenance", "")),
-        quantization=_quantization(_get(d, "quantization", "")),
-    )
-    _check_consistency(m)
-    return m
+__all__ = ["AudioSpec", "DTYPES", "ExportInfo", "GraphSpec", "Manifest", "ManifestError",
+           "PRECISIONS", "PrecisionVariant", "Provenance", "Quantization", "TensorSpec",
+           "VIDEO_LAYOUT", "VideoSpec", "check_format", "parse_manifest", "plain"]

@@ -57,6 +57,9 @@ PIXEL_FORMAT: Final[str] = "rgb24"
 #   "export": {"opset": 18, "exporter": "...", "torch": "...", "onnx": "...", "created_utc": "..."},
 #   "provenance": {"checkpoint": "...", "checkpoint_sha256": "...", "config": {...ModelConfig...},
 #                  "training_data": {...}, "metrics": {...checkpoint metrics...}},
-#   "quantization": null | {"calibration_windows": N, "label_agreement": 0.98,
-#                           "accuracy_fp32": ..., "accuracy_int8": ..., "accuracy_change": ...}
+#   "quantization": null | {"method": "...", "graphs": [...], "kept_fp32": "...",
+#                           "calibration_windows": N, "label_agreement": 0.98, "max_abs_diff": ...,
+#                           "accuracy_fp32": ..., "accuracy_variant": ..., "accuracy_change": ...},
+#   "variants": {"int8": {"graphs": {...as above...}, "quantization": {...}}, "fp16": {...}}
+#               (optional: further precisions in the same bundle; --precision chooses)
 # }

@@ -28,6 +28,7 @@ def demo(
     jsonl: opt.Jsonl = None,
     view: opt.View = None,
     provider: opt.Provider = None,
+    precision: opt.Precision = opt.DEFAULT_PRECISION,
 ) -> None:
     """Build (once) a demo bundle of the paper's architecture on synthetic scenes and a recording
     that moves through eight of them, replay it live, and score the labels against the truth.
@@ -37,13 +38,13 @@ def demo(
     if assets is None:
         assets = build_assets(root)
         print(f"avstream demo: built in {assets.build_seconds:.0f} s", file=sys.stderr)
-    engine = open_engine(assets.bundle, provider)
+    engine = open_engine(assets.bundle, provider, precision=precision)
     sinks, stdout_taken = Outputs(jsonl=jsonl, view=view).sinks()
     recorder = TimelineRecorder()
     source = MediaFileSource(assets.recording)
     out = sys.stderr if stdout_taken else sys.stdout
     print(f"avstream demo: replaying {assets.recording.name} ({'realtime' if realtime else 'fast'}) "
-          f"with the demo bundle {assets.bundle}", file=sys.stderr)
+          f"with the demo bundle {assets.bundle} ({engine.precision})", file=sys.stderr)
     summary = drive(source, engine, PipelineConfig(), [*sinks, recorder], realtime=realtime)
     print(summary.render_text(), file=out)
     truth = read_truth_csv(assets.truth_csv)

@@ -89,6 +89,10 @@ def render(bundle: Bundle, console: Console) -> None:
                                      "training data": p.training_data, "metrics": p.metrics}))
     if m.quantization is not None:
         console.print(_kv("quantization", m.quantization.to_dict()))
+    for precision, v in m.variants.items():
+        files = {name: f"{g.file} ({g.precision})" for name, g in v.graphs.items()}
+        console.print(_kv(f"precision {precision} (--precision {precision})",
+                          {**files, **v.quantization.to_dict()}))
 
 
 @app.command("info")

@@ -19,11 +19,11 @@ from typing import Annotated
 import cv2
 import typer
 
+from avstream.bundle.format import StreamFormat
 from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.errors import DeviceError
-from avstream.inference.engine import ModelSpec
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
@@ -54,7 +54,7 @@ def _mic_choice(mic: str | None) -> int | str | None:
     return int(text) if text.isdigit() else text
 
 
-def _audio_line(info: SourceInfo, spec: ModelSpec) -> str:
+def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
     """What happens to the microphone's audio on the way to the model, in words."""
     if not info.has_audio:
         return "audio: none (--no-mic)"
@@ -84,6 +84,7 @@ def live(
     jsonl: opt.Jsonl = None,
     hop: opt.Hop = opt.DEFAULT_HOP_S,
     provider: opt.Provider = None,
+    precision: opt.Precision = opt.DEFAULT_PRECISION,
     threads: opt.Threads = 0,
     smoothing: opt.Smoothing = opt.SMOOTHING_DEFAULTS.method,
     smooth_windows: opt.SmoothWindows = opt.SMOOTHING_DEFAULTS.windows,
@@ -96,21 +97,21 @@ def live(
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
     # in one line per event; errors still show.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    options = LiveOptions(mic=_mic_choice(mic), camera=parse_camera(camera),
-                          use_mic=not no_mic, use_camera=not no_camera)
-    if options.use_mic:
-        resolve_audio_input(options.mic)  # an unknown device or no PortAudio: fail before the model
+    # The input is resolved once, here: an unknown device or no PortAudio fails before the model.
+    device = None if no_mic else resolve_audio_input(_mic_choice(mic))
+    options = LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
+                          use_camera=not no_camera)
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     with _stop_requests_during_startup() as stop_requested:
-        engine = open_engine(model, provider, threads)
+        engine = open_engine(model, provider, threads, precision)
         sinks, stdout_taken = Outputs(jsonl=jsonl, view=view).sinks()
         out = sys.stderr if stdout_taken else sys.stdout
         source = LiveSource(options)
         info = source.open()
         providers = sorted({p[0] for p in engine.providers.values()})
         print(f"avstream: live {info.name} ({'+'.join(info.modalities)}) on "
-              f"{', '.join(providers)}", file=sys.stderr)
-        for line in (*info.details, _audio_line(info, engine.spec)):
+              f"{', '.join(providers)}, {engine.precision}", file=sys.stderr)
+        for line in (*info.details, _audio_line(info, engine.format)):
             print(f"avstream: {line}", file=sys.stderr)
         if stop_requested.is_set():
             source.close()

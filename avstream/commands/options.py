@@ -21,6 +21,10 @@ Hop = Annotated[float, typer.Option(
 Provider = Annotated[str | None, typer.Option(
     "--provider", help="Force an ONNX Runtime provider (cpu, cuda, or a full name); "
                        "default CUDA then CPU.")]
+DEFAULT_PRECISION = "auto"
+Precision = Annotated[str, typer.Option(
+    "--precision", help="auto (int8 on the CPU, fp16 on CUDA, when the bundle ships them; "
+                        "else fp32), fp32, int8 or fp16; a precision the bundle lacks is an error.")]
 Threads = Annotated[int, typer.Option(
     "--threads", help="Intra-op threads per graph (0: CPUs available, at most 4).")]
 Smoothing = Annotated[str, typer.Option("--smoothing", help="mean or ema.")]
@@ -30,3 +34,9 @@ Hold = Annotated[int, typer.Option("--hold", help="Consecutive hops the lead mus
 Floor = Annotated[float, typer.Option("--floor", help="Below this confidence the label is 'unknown'.")]
 View = Annotated[bool | None, typer.Option(
     "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")]
+Ray = Annotated[str | None, typer.Option(
+    "--ray", metavar="[ADDRESS]",
+    help="Run on Ray: alone, a local Ray instance; with an address (auto, HOST:PORT, "
+         "ray://HOST:PORT), that cluster. Needs the cluster extra.")]
+RAY_FLAG = "--ray"
+"""Given with no value, ``--ray`` means a local instance (see ``avstream.cli.bare_option``)."""

@@ -28,6 +28,7 @@ def replay(
     jsonl: opt.Jsonl = None,
     hop: opt.Hop = opt.DEFAULT_HOP_S,
     provider: opt.Provider = None,
+    precision: opt.Precision = opt.DEFAULT_PRECISION,
     threads: opt.Threads = 0,
     smoothing: opt.Smoothing = opt.SMOOTHING_DEFAULTS.method,
     smooth_windows: opt.SmoothWindows = opt.SMOOTHING_DEFAULTS.windows,
@@ -42,7 +43,7 @@ def replay(
     """Replay a recording and print a label per hop (live view and/or JSON lines)."""
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     summary_file = None if summary_json is None else open_summary_json(summary_json)
-    engine = open_engine(model, provider, threads)
+    engine = open_engine(model, provider, threads, precision)
     source = MediaFileSource(media, audio)
     outputs = Outputs(jsonl=jsonl, view=view)
     sinks, stdout_taken = outputs.sinks()
@@ -50,7 +51,7 @@ def replay(
     out = sys.stderr if stdout_taken else sys.stdout
     providers = sorted({p[0] for p in engine.providers.values()})
     print(f"avstream: replay {info.name} ({'+'.join(info.modalities)}; "
-          f"{'; '.join(info.details)}) on {', '.join(providers)}, "
+          f"{'; '.join(info.details)}) on {', '.join(providers)}, {engine.precision}, "
           f"{'realtime' if realtime else 'fast'}", file=sys.stderr)
     summary = drive(source, engine, config, sinks, realtime=realtime)
     print(summary.render_text(), file=out)

@@ -1,29 +1,27 @@
-"""One hop of inference on the three graphs, with each frame encoded exactly once.
+"""The bundle's three graphs as functions of their inputs: frames -> features, and a window's
+waveform and frame features -> probabilities.
 
-Frames are identified by their arrival number (``FrameRef.seq``): a frame that stays in the
-window for five hops is encoded on the hop it enters and read from the cache on the other
-four. The ``audio`` and ``head`` graphs run every hop.
+Nothing is held between calls: the per-frame feature cache and the encoding ahead of time live
+with the caller (``avstream.features``), so anything with the same members (a batching
+front, a remote deployment) can stand in for an ``Engine``.
 
-Which probabilities a hop reports depends on the modalities it has (bundle/schema.py):
-both -> ``final_probs``; audio only -> the audio graph's ``audio_probs`` (the head is not run);
-video only -> the head with zeros on its audio inputs (the visual head never reads them) and
-its ``visual_probs``.
+Which probabilities a window reports depends on the inputs it has (bundle/schema.py):
+waveform and features -> ``final_probs``; waveform only -> the audio graph's ``audio_probs``
+(the head is not run); features only -> the head with zeros on its audio inputs (the visual
+head never reads them) and its ``visual_probs``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from avstream.buffers import FrameRef
 from avstream.bundle import schema
-from avstream.errors import BundleError
+from avstream.bundle.loader import Bundle
+from avstream.inference.precision import choose_precision
 from avstream.inference.session import GraphSession, SessionConfig
 
 log = logging.getLogger(__name__)
@@ -31,54 +29,13 @@ log = logging.getLogger(__name__)
 BRANCH_FINAL = "final"
 BRANCH_AUDIO = "audio"
 BRANCH_VISUAL = "visual"
-
-
-class BundleLike(Protocol):
-    """What the engine needs of ``avstream.bundle.loader.Bundle``."""
-
-    @property
-    def manifest(self) -> object: ...
-
-    def graph_path(self, name: str) -> Path: ...
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The stream format a bundle expects, read from its manifest (never from code defaults)."""
-
-    classes: tuple[str, ...]
-    sample_rate: int
-    channels: int
-    window_samples: int
-    window_seconds: float
-    frames_per_window: int
-    fps: int
-    frame_size: int
-    variant: str
-
-    @classmethod
-    def from_manifest(cls, m: object) -> ModelSpec:
-        try:
-            audio, video = m.audio, m.video  # type: ignore[attr-defined]
-            spec = cls(
-                classes=tuple(m.classes),  # type: ignore[attr-defined]
-                sample_rate=int(audio.sample_rate),
-                channels=int(audio.channels),
-                window_samples=int(audio.window_samples),
-                window_seconds=float(audio.window_seconds),
-                frames_per_window=int(video.frames_per_window),
-                fps=int(video.fps),
-                frame_size=int(video.frame_width),
-                variant=str(getattr(m, "variant", "fp32")),
-            )
-        except AttributeError as e:
-            raise BundleError(f"bundle manifest lacks a field the daemon needs ({e})") from e
-        if video.frame_width != video.frame_height:
-            raise BundleError(
-                f"bundle frames are {video.frame_width}x{video.frame_height}; expected square "
-                f"frames (the model resizes to size x size)"
-            )
-        return spec
+OUTPUTS: dict[str, str] = {
+    "final": schema.FINAL_PROBS,
+    "early": schema.EARLY_PROBS,
+    "audio": schema.AUDIO_PROBS,
+    "visual": schema.VISUAL_PROBS,
+}
+"""Branch name -> the graph output carrying its probabilities."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,111 +45,101 @@ class InferenceResult:
     branch: str
     """Which output ``probs`` is: final, audio or visual."""
     latency_ms: dict[str, float]
-    """Per stage: frame (encoding new frames), audio, head."""
-    frames_encoded: int
+    """Per graph run for this call: audio, head (a batch shares one figure)."""
 
 
 class Engine:
-    """The bundle's three sessions plus the per-frame feature cache."""
+    """A verified bundle's sessions at one precision (see ``avstream.inference.precision``)."""
 
-    def __init__(self, bundle: BundleLike, config: SessionConfig | None = None) -> None:
+    def __init__(self, bundle: Bundle, config: SessionConfig | None = None,
+                 precision: str = "auto") -> None:
         config = config or SessionConfig()
-        self.spec = ModelSpec.from_manifest(bundle.manifest)
-        self.sessions = {
-            name: GraphSession(name, bundle.graph_path(name), config) for name in schema.GRAPHS
-        }
+        self.format = bundle.format
+        choice = choose_precision(bundle, precision, config.provider)
+        self.precision = choice.precision
+        self.sessions = {name: GraphSession(name, path, config)
+                         for name, path in choice.graph_paths.items()}
         self.audio = self.sessions[schema.AUDIO_GRAPH]
         self.frame = self.sessions[schema.FRAME_GRAPH]
         self.head = self.sessions[schema.HEAD_GRAPH]
-        s = self.spec
-        head_ff = self.head.input_shapes[schema.FRAME_FEATURES]
-        head_steps = self.head.input_shapes[schema.AUDIO_STEPS]
-        if not (isinstance(head_ff[2], int) and isinstance(head_steps[1], int)
-                and isinstance(head_steps[2], int)):
-            raise BundleError(
-                f"head graph inputs have shapes {head_ff} and {head_steps}; expected fixed "
-                f"feature sizes after the batch axis"
-            )
-        self.feature_dim = int(head_ff[2])
-        # Buffers reused every hop: the pipeline writes the window's audio straight into
-        # ``waveform``; frame features are gathered into ``_features``.
-        self.waveform = np.zeros((1, s.channels, s.window_samples),
-                                 dtype=self.audio.input_types[schema.WAVEFORM])
-        self._features = np.zeros((1, s.frames_per_window, self.feature_dim),
-                                  dtype=self.head.input_types[schema.FRAME_FEATURES])
-        self._zero_steps = np.zeros((1, int(head_steps[1]), int(head_steps[2])),
-                                    dtype=self.head.input_types[schema.AUDIO_STEPS])
-        self._zero_probs = np.zeros((1, len(s.classes)),
-                                    dtype=self.head.input_types[schema.AUDIO_PROBS])
+        f = self.format
+        self._wave_dtype = self.audio.input_types[schema.WAVEFORM]
         self._frame_dtype = self.frame.input_types[schema.FRAMES]
-        self._cache: dict[int, np.ndarray] = {}  # at most one window's frames after a hop
-        self.frames_encoded = 0
+        self._feature_dtype = self.head.input_types[schema.FRAME_FEATURES]
+        self._steps_dtype = self.head.input_types[schema.AUDIO_STEPS]
+        self._probs_dtype = self.head.input_types[schema.AUDIO_PROBS]
+        self._zero_steps = np.zeros((1, *f.audio_steps), dtype=self._steps_dtype)
+        self._zero_probs = np.zeros((1, f.n_classes), dtype=self._probs_dtype)
 
     @property
     def providers(self) -> dict[str, tuple[str, ...]]:
         """Graph -> the providers ONNX Runtime really runs it on."""
         return {name: sess.providers for name, sess in self.sessions.items()}
 
-    def reset(self) -> None:
-        self._cache.clear()
-        self.waveform[:] = 0
-        self._features[:] = 0
-        self.frames_encoded = 0
+    def encode_frames(self, images: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB -> (N, feature_dim) float32, one frame graph run."""
+        s = self.format.frame_size
+        if images.ndim != 4 or images.shape[1:] != (s, s, 3):
+            raise ValueError(f"frames of shape {images.shape}; expected (N, {s}, {s}, 3)")
+        (features,) = self.frame.run({schema.FRAMES: images.astype(self._frame_dtype, copy=False)})
+        return np.asarray(features, dtype=np.float32)
 
-    def _encode_new(self, frames: Sequence[FrameRef]) -> int:
-        new: list[FrameRef] = []
-        seen: set[int] = set()
-        for f in frames:
-            if f.seq not in self._cache and f.seq not in seen:
-                new.append(f)
-                seen.add(f.seq)
-        if new:
-            batch = np.stack([f.image for f in new]).astype(self._frame_dtype, copy=False)
-            (features,) = self.frame.run({schema.FRAMES: batch})
-            for f, row in zip(new, features, strict=True):
-                self._cache[f.seq] = row
-            self.frames_encoded += len(new)
-        # Frames arrive in order: anything older than this window's first frame is done with.
-        oldest = min(f.seq for f in frames)
-        for k in [k for k in self._cache if k < oldest]:
-            del self._cache[k]
-        return len(new)
-
-    def infer(self, use_audio: bool, frames: Sequence[FrameRef] | None) -> InferenceResult:
-        """Run one window. The caller has already written its audio into ``self.waveform``."""
+    def outputs(self, waveforms: np.ndarray | None, features: np.ndarray | None
+                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Every output the inputs allow, by branch name (final, early, audio, visual), with
+        the milliseconds of each graph run. ``waveforms`` (B, C, n), ``features`` (B, F, D)."""
+        f = self.format
         lat: dict[str, float] = {}
-        encoded = 0
-        if frames is not None:
-            if len(frames) != self.spec.frames_per_window:
-                raise ValueError(f"{len(frames)} frames; expected {self.spec.frames_per_window}")
+        out: dict[str, np.ndarray] = {}
+        if waveforms is None and features is None:
+            raise ValueError("a window needs a waveform or frame features")
+        if waveforms is not None:
+            if waveforms.shape[1:] != (f.channels, f.window_samples):
+                raise ValueError(f"waveforms of shape {waveforms.shape}; expected "
+                                 f"(B, {f.channels}, {f.window_samples})")
             t0 = time.perf_counter()
-            encoded = self._encode_new(frames)
-            for i, f in enumerate(frames):
-                self._features[0, i] = self._cache[f.seq]
-            lat["frame"] = (time.perf_counter() - t0) * 1e3
-        if use_audio:
-            t0 = time.perf_counter()
-            out = dict(zip(self.audio.output_names,
-                           self.audio.run({schema.WAVEFORM: self.waveform}), strict=True))
-            audio_probs, audio_steps = out[schema.AUDIO_PROBS], out[schema.AUDIO_STEPS]
+            probs, steps = self.audio.run({schema.WAVEFORM: waveforms.astype(self._wave_dtype,
+                                                                             copy=False)})
             lat["audio"] = (time.perf_counter() - t0) * 1e3
-            if frames is None:
-                return InferenceResult(np.asarray(audio_probs[0], dtype=np.float32),
-                                       BRANCH_AUDIO, lat, 0)
-        elif frames is None:
-            raise ValueError("a window needs audio or frames")
-        else:
-            audio_probs, audio_steps = self._zero_probs, self._zero_steps
+            out["audio"] = np.asarray(probs, dtype=np.float32)
+        if features is None:
+            return out, lat
+        if features.shape[1:] != (f.frames_per_window, f.feature_dim):
+            raise ValueError(f"features of shape {features.shape}; expected "
+                             f"(B, {f.frames_per_window}, {f.feature_dim})")
+        b = features.shape[0]
+        if waveforms is None:
+            probs = np.broadcast_to(self._zero_probs, (b, f.n_classes))
+            steps = np.broadcast_to(self._zero_steps, (b, *f.audio_steps))
+        elif waveforms.shape[0] != b:
+            raise ValueError(f"{waveforms.shape[0]} waveforms and {b} feature sets; expected "
+                             f"one of each per window")
         t0 = time.perf_counter()
-        outs = self.head.run({
-            schema.FRAME_FEATURES: self._features,
-            schema.AUDIO_STEPS: np.asarray(audio_steps, dtype=self._zero_steps.dtype),
-            schema.AUDIO_PROBS: np.asarray(audio_probs, dtype=self._zero_probs.dtype),
+        heads = self.head.run({
+            schema.FRAME_FEATURES: features.astype(self._feature_dtype, copy=False),
+            schema.AUDIO_STEPS: np.ascontiguousarray(steps, dtype=self._steps_dtype),
+            schema.AUDIO_PROBS: np.ascontiguousarray(probs, dtype=self._probs_dtype),
         })
         lat["head"] = (time.perf_counter() - t0) * 1e3
-        head = dict(zip(self.head.output_names, outs, strict=True))
-        if use_audio:
-            return InferenceResult(np.asarray(head[schema.FINAL_PROBS][0], dtype=np.float32),
-                                   BRANCH_FINAL, lat, encoded)
-        return InferenceResult(np.asarray(head[schema.VISUAL_PROBS][0], dtype=np.float32),
-                               BRANCH_VISUAL, lat, encoded)
+        named = dict(zip(self.head.output_names, heads, strict=True))
+        for branch in ("final", "early", "visual"):
+            out[branch] = np.asarray(named[OUTPUTS[branch]], dtype=np.float32)
+        return out, lat
+
+    def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None
+                    ) -> list[InferenceResult]:
+        """B windows at once; every window of one call has the same inputs present."""
+        out, lat = self.outputs(waveforms, features)
+        if waveforms is not None and features is not None:
+            branch = BRANCH_FINAL
+        elif waveforms is not None:
+            branch = BRANCH_AUDIO
+        else:
+            branch = BRANCH_VISUAL
+        return [InferenceResult(p.copy(), branch, dict(lat)) for p in out[branch]]
+
+    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> InferenceResult:
+        """One window: ``waveform`` (C, n) float32 or None, ``features`` (F, D) or None."""
+        (result,) = self.infer_batch(None if waveform is None else waveform[None],
+                                     None if features is None else features[None])
+        return result

@@ -137,7 +137,6 @@ class GraphSession:
         if not forced and providers[0] not in self.providers:
             log.warning("graph %s: %s is listed but did not start; running on %s", name,
                         providers[0], list(self.providers))
-        self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.input_types: dict[str, type[np.generic]] = {}
         for i in self.session.get_inputs():
@@ -146,7 +145,6 @@ class GraphSession:
                                   f"{list(ORT_NUMPY_TYPES)}")
             self.input_types[i.name] = ORT_NUMPY_TYPES[i.type]
         self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
-        self.output_shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
         self.uses_io_binding = (CUDA in self.providers if config.io_binding is None
                                 else config.io_binding)
         self._binding = self.session.io_binding() if self.uses_io_binding else None

@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from avstream.errors import MediaError
-from avstream.media.frames import resize_frame
+from avstream.media.frames import earlier_is_nearer, resize_frame, upright
 from avstream.timebase import VIDEO_FPS
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def decode_video_frames(
         def take(slot: float, t: float, frame: av.VideoFrame) -> None:
             slots.append(slot)
             chosen_times.append(t)
-            chosen.append(resize_frame(frame.to_ndarray(format="rgb24"), size))
+            chosen.append(resize_frame(upright(frame.to_ndarray(format="rgb24"), frame.rotation),
+                                       size))
 
         for packet in container.demux(stream):
             try:
@@ -114,7 +115,7 @@ def decode_video_frames(
                         break
                     if slot > t:
                         break
-                    if prev is not None and (slot - prev[0]) <= (t - slot):
+                    if prev is not None and earlier_is_nearer(slot, prev[0], t):
                         take(slot, *prev)
                     else:
                         take(slot, t, frame)

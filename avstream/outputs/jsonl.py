@@ -31,7 +31,6 @@ class JsonlSink:
                                     f"writable file path or '-' for stdout") from e
         else:
             self._f = sys.stdout
-        self.lines = 0
 
     @property
     def to_stdout(self) -> bool:
@@ -44,7 +43,6 @@ class JsonlSink:
         line = json.dumps(record.to_json(), separators=(",", ":"), allow_nan=False) + "\n"
         self._f.write(line)
         self._f.flush()
-        self.lines += 1
 
     def end(self, summary: RunSummary) -> None:
         if self._owned:

@@ -27,7 +27,11 @@ class Counters:
     windows: int = 0
     """Windows inferred (one record each)."""
     hops_dropped: int = 0
-    """Windows skipped because inference fell behind the wall clock (live / --realtime)."""
+    """Windows skipped because inference was behind (live / --realtime): the window waited for
+    the engine more than ``stale_after_s`` (default one hop) after its media was complete."""
+    windows_late_media: int = 0
+    """Windows whose media reached the pipeline more than one hop after the window's end
+    (live / --realtime): run as usual, never dropped for it."""
     windows_without_media: int = 0
     """Windows that no modality could fill (a gap in both, or before a modality returned)."""
     windows_invalid: int = 0
@@ -36,7 +40,8 @@ class Counters:
     frames_sampled: int = 0
     """Frames chosen for a slot and resized (the others are never converted)."""
     frames_encoded: int = 0
-    """Frames run through the ``frame`` graph: each sampled frame once."""
+    """Frames run through the ``frame`` graph: each sampled frame once (ahead of its window
+    when pipelined, so a frame no window used may be counted)."""
     frames_skipped: int = 0
     """Frames the source dropped before the pipeline saw them (camera reader kept a newer one)."""
     frames_out_of_order: int = 0
@@ -82,6 +87,8 @@ class RunInfo:
     smoothing: dict[str, Any]
     paced: str
     """"fast", "realtime" or "live"."""
+    precision: str = "fp32"
+    """The precision of the graphs that run (fp32, int8 or fp16)."""
 
     def providers_line(self) -> str:
         distinct = sorted({p for ps in self.providers.values() for p in ps[:1]})
@@ -116,16 +123,21 @@ class HopRecord:
     branch: str
     """Output used: final (both), audio (audio only) or visual (video only)."""
     frames_encoded: int
-    """Frames encoded this hop (1 at the default hop; the other slots came from the cache)."""
+    """Frames this window was the first to use (1 at the default hop; the others' features
+    were already known). Each is encoded once, in the background when pipelined."""
     latency_ms: dict[str, float]
-    """Per stage (frame, audio, head, smooth), total, and lag behind the wall clock if any."""
+    """Per stage (frame, audio, head, smooth), total, delay, and lag behind the wall clock if
+    any (``avstream.outputs.reporter.LATENCY_STAGES``, README "Latency fields")."""
     counters: Counters
     wall_time: float
     """Unix time the record was made."""
     classes: tuple[str, ...] = field(repr=False, default=())
+    stream: str | None = None
+    """The stream's name under ``avstream serve`` (the JSON's first key then); None otherwise."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({} if self.stream is None else {"stream": self.stream}),
             "t": round(self.t, 6),
             "window": self.window,
             "label": self.label,

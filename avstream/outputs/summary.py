@@ -116,7 +116,8 @@ class RunSummary:
     timeline_forgotten: int
     counters: Counters
     stopped: str
-    """Why the run ended: "end of stream", "stopped" (signal / stop()), or an error."""
+    """Why the run ended: "end of stream", "stop request" (a signal or ``Pipeline.stop()``),
+    "interrupt" (a second Ctrl-C), "output closed" (a reader closed the pipe), or "error"."""
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as ``--summary-json`` writes it (avstream/schemas/summary.schema.json)."""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from avstream.outputs.records import HopRecord
+from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.summary import RunSummary
-from avstream.pipeline import RunInfo
 
 
 class TimelineRecorder:

@@ -7,7 +7,8 @@ the model's format is the pipeline's job, so a file and a microphone go through 
 resampler, down-mix, resize and window code.
 
 A source never paces itself to the wall clock unless it is live: real-time replay of a file is
-the driver's choice (``avstream.clock.paced``), so the inference path cannot tell the two apart.
+the driver's choice (``avstream.sources.paced.PacedSource``), so the inference path cannot tell
+the two apart.
 """
 
 from __future__ import annotations
@@ -139,6 +140,16 @@ class Idle:
     """
 
     t: float
+
+
+def available_at(event: object) -> float | None:
+    """Stream seconds at which a live device would hand this event over: an audio block once its
+    last sample is in, a frame at its capture time; None for status events."""
+    if isinstance(event, AudioBlock):
+        return event.t_end
+    if isinstance(event, VideoFrame):
+        return event.t
+    return None
 
 
 StatusEvent = ModalityLost | ModalityRestored | CorruptSkipped | SamplesDropped | FramesDropped | Idle

@@ -19,6 +19,8 @@ from typing import Final
 import cv2
 import numpy as np
 
+from avstream.sources.backoff import RECONNECT, Backoff
+
 log = logging.getLogger(__name__)
 
 # A network stream that sends nothing for this long counts as ended: short enough that the
@@ -26,9 +28,6 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT_MS: Final[int] = 1000
 OPEN_TIMEOUT_MS: Final[int] = 3000
 STALE_READ_S: Final[float] = 0.9 * READ_TIMEOUT_MS / 1000  # a read this slow hit the timeout
-BACKOFF_FIRST_S: Final[float] = 0.25
-BACKOFF_FACTOR: Final[float] = 2.0
-BACKOFF_MAX_S: Final[float] = 4.0  # a camera back from a reboot is seen within this plus an open
 CLOSE_WAIT_S: Final[float] = 1.5  # longer than one read timeout
 EVENTS_KEPT: Final[int] = 64  # unread status events beyond this are dropped (and counted)
 
@@ -96,13 +95,14 @@ class Camera:
         self,
         source: int | str,
         open_timeout_ms: int = OPEN_TIMEOUT_MS,
-        backoff_first_s: float = BACKOFF_FIRST_S,
-        backoff_max_s: float = BACKOFF_MAX_S,
+        backoff: Backoff = RECONNECT,
+        wake: threading.Event | None = None,
     ) -> None:
         self.source = source
         self._open_timeout_ms = open_timeout_ms
-        self._backoff_first_s = backoff_first_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = backoff
+        self._wake = wake or threading.Event()
+        """Set whenever a frame or an event is ready (the consumer waits on it, never polls)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,24 +116,7 @@ class Camera:
             self._latest: GrabbedFrame | None = None
             self._seq = 0
             self._events.clear()
-            self._connected = False
-            self._reconnects = 0
-            self._failures = 0
             self.frame_size: tuple[int, int] | None = None  # (width, height) of the last picture
-
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    @property
-    def reconnects(self) -> int:
-        """Times the camera came back after a failure."""
-        return self._reconnects
-
-    @property
-    def failures(self) -> int:
-        """Times the camera failed or its stream ended."""
-        return self._failures
 
     def open(self) -> bool:
         """First connection attempt, on the caller's thread; then the reader thread starts.
@@ -152,9 +135,8 @@ class Camera:
                 cap = None
         if ok:
             self._cap = cap
-            self._set_connected(True, f"{describe_camera(self.source)} opened ({self._size_text()})")
+            self._push(True, f"{describe_camera(self.source)} opened ({self._size_text()})")
         else:
-            self._failures += 1
             self._push(False, f"{describe_camera(self.source)} did not open; retrying with backoff")
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="camera-reader", daemon=True)
@@ -181,37 +163,32 @@ class Camera:
             self._seq += 1
             self._latest = GrabbedFrame(bgr=bgr, grab_time=now, seq=self._seq)
             self.frame_size = (int(bgr.shape[1]), int(bgr.shape[0]))
+        self._wake.set()
         return True
 
     def _push(self, connected: bool, message: str) -> None:
         event = CameraEvent(time=time.monotonic(), connected=connected, message=message)
         with self._lock:
             self._events.append(event)
-        log.info("%s", message)
-
-    def _set_connected(self, connected: bool, message: str) -> None:
-        self._connected = connected
-        self._push(connected, message)
+        self._wake.set()
+        log.debug("%s", message)  # the live source reports it, once
 
     def _run(self) -> None:
         """Read back to back while connected; on failure release, wait, reopen, with backoff."""
-        delay = self._backoff_first_s
+        delay = self._backoff.first_s
         while not self._stop.is_set():
             cap = self._cap
             if cap is not None:
                 if self._read_one(cap):
-                    delay = self._backoff_first_s
+                    delay = self._backoff.first_s
                     continue
                 self._cap = None
                 cap.release()
-                self._failures += 1
-                self._set_connected(
-                    False, f"{describe_camera(self.source)} failed or ended; reconnecting"
-                )
+                self._push(False, f"{describe_camera(self.source)} failed or ended; reconnecting")
                 continue
             if self._stop.wait(delay):
                 break
-            delay = min(delay * BACKOFF_FACTOR, self._backoff_max_s)
+            delay = self._backoff.after(delay)
             cap = open_capture(self.source, self._open_timeout_ms)
             if cap is None:
                 continue
@@ -222,8 +199,7 @@ class Camera:
                 cap.release()
                 break
             self._cap = cap
-            self._reconnects += 1
-            self._set_connected(True, f"{describe_camera(self.source)} reconnected ({self._size_text()})")
+            self._push(True, f"{describe_camera(self.source)} reconnected ({self._size_text()})")
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()

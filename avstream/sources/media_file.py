@@ -21,6 +21,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from avstream.errors import MediaError
+from avstream.media.frames import upright
 from avstream.sources.base import (
     AudioBlock,
     CorruptSkipped,
@@ -52,7 +53,8 @@ def audio_frame_to_float(frame: av.AudioFrame) -> np.ndarray:
 
 
 def _to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
-    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    """Upright RGB: the display matrix's rotation (a phone held sideways) applied."""
+    return upright(reformatter.reformat(frame, format="rgb24").to_ndarray(), frame.rotation)
 
 
 def _open(path: Path, what: str) -> av.container.InputContainer:

@@ -1,9 +1,11 @@
 """Microphone capture through PortAudio (sounddevice), at the device's own rate.
 
 The PortAudio callback runs on a real-time thread: it only stamps the block with the monotonic
-clock and copies it into a preallocated ring under a lock. Resampling, channel mapping and
-everything else happen on the consumer's side (avstream/sources/live.py), so a slow consumer
-costs counted dropped samples, never a late callback.
+clock, copies it into a preallocated ring under a lock and wakes the consumer. Everything else
+happens on the consumer's side: blocks are timed and handed over in the device's own format by
+``avstream/sources/live.py``, and resampled and channel-mapped with a file's audio by the
+pipeline (``avstream/conform.py``), so a slow consumer costs counted dropped samples, never a
+late callback.
 
 ``sounddevice`` is imported here and only when a device is listed or opened: without the
 PortAudio system library its import raises OSError, and every other command must still work.
@@ -164,8 +166,11 @@ class CapturedAudio:
 class Microphone:
     """An opened input stream feeding a fixed ring; ``read()`` drains it from another thread."""
 
-    def __init__(self, device: int | str | None, ring_seconds: float = RING_SECONDS) -> None:
-        self._wanted = device
+    def __init__(self, device: AudioInput, ring_seconds: float = RING_SECONDS,
+                 wake: threading.Event | None = None) -> None:
+        self.device = device
+        """Resolved once (``resolve_audio_input``); every reopen opens this same device."""
+        self._wake = wake or threading.Event()
         self._ring_seconds = ring_seconds
         self._lock = threading.Lock()
         self._stream: Any = None
@@ -196,7 +201,7 @@ class Microphone:
     def open(self) -> MicrophoneInfo:
         """Open the chosen device at its native rate and start it; DeviceError if it cannot."""
         sd = sounddevice_module()
-        device = resolve_audio_input(self._wanted)
+        device = self.device
         rate = int(round(device.default_sample_rate_hz))
         channels = min(device.channels, MAX_CAPTURE_CHANNELS)
         capacity = int(round(self._ring_seconds * rate))
@@ -244,9 +249,11 @@ class Microphone:
                 ring[: frames - first] = indata[first:frames]
             self._written += frames
             self._stamp = now
+        self._wake.set()
 
     def _on_finished(self) -> None:
         self._finished = True
+        self._wake.set()
 
     def read(self) -> CapturedAudio | None:
         """Drain what arrived since the last read; None when nothing did."""

@@ -1,0 +1,85 @@
+"""``avstream serve CONFIG``: many named streams on one set of sessions, batched across streams.
+
+Runs until every stream has ended (file streams end with their file; device streams run until
+stopped) or SIGINT / SIGTERM, then prints one line per stream. Exit 0 when no stream ended in an
+error; 2 when a file stream did (a bad file), 3 when only device streams did; 2 for a bad config
+entry (one line naming it) before anything starts.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import cv2
+import typer
+
+from avstream.cli import app
+from avstream.commands import options as opt
+from avstream.errors import EXIT_DEVICE, EXIT_USAGE
+from avstream.serve.config import load_serve_config
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT / SIGTERM set the event: every stream finishes its window and ends."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Argument(help="TOML file naming the streams (see README).")],
+    ray: opt.Ray = None,
+) -> None:
+    """Serve every stream of CONFIG; frame encodes and windows that come due together run as
+    one batch."""
+    cfg = load_serve_config(config)
+    # OpenCV's own warnings (stream timeouts while a camera reconnects) repeat what each
+    # stream reports in one line; errors still show.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    if ray:
+        from avstream.cluster import check_ray_option
+
+        check_ray_option(ray)
+    where = f"Ray ({ray})" if ray else "this process"
+    print(f"avstream: serve {len(cfg.streams)} stream(s) "
+          f"({', '.join(s.name for s in cfg.streams)}) on {where}, batches of up to "
+          f"{cfg.batching.max_batch} within {cfg.batching.max_wait_ms:g} ms", file=sys.stderr)
+    with _stop_on_signals() as stop:
+        if ray:
+            from avstream.serve.ray_backend import serve_ray
+
+            report = serve_ray(cfg, ray, stop)
+        else:
+            from avstream.serve.local import serve_local
+
+            report = serve_local(cfg, stop)
+    for o in report.outcomes:
+        print(f"avstream: {o.line()}", file=sys.stderr)
+    b = report.batching
+    if b is not None and b.batches:
+        print(f"avstream: {b.requests} requests in {b.batches} batches (mean "
+              f"{b.mean_size():.2f}, largest {b.largest}, longest wait {b.wait_ms_max:.1f} ms)",
+              file=sys.stderr)
+    files = {s.name for s in cfg.streams if s.file is not None}
+    failed = [o for o in report.outcomes if o.error is not None]
+    if any(o.name in files for o in failed):
+        raise typer.Exit(EXIT_USAGE)
+    if failed:
+        raise typer.Exit(EXIT_DEVICE)

@@ -1,0 +1,154 @@
+"""From a window's raw probabilities to what the outputs see: NaN guard, smoother, latency,
+counters, timeline, the hop record, the sinks, and the exit summary.
+
+The pipeline hands each inferred window here once; nothing here runs a model or reads a source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import numpy as np
+
+from avstream.config import PipelineConfig
+from avstream.conform import describe_conversion
+from avstream.inference.api import EngineLike
+from avstream.outputs import Sink
+from avstream.outputs.records import Counters, HopRecord, RunInfo
+from avstream.outputs.summary import LatencyStats, RunSummary, Timeline
+from avstream.smoothing import Smoother, SmoothingConfig
+from avstream.sources.base import SourceInfo
+from avstream.windows import WindowSpec
+
+log = logging.getLogger(__name__)
+
+LATENCY_STAGES: tuple[str, ...] = ("frame", "audio", "head", "smooth", "total", "delay", "lag")
+"""Milliseconds per hop (README "Latency fields"): frame = waiting for / encoding the window's
+frame features on its turn; audio, head = graph runs; smooth; total = from taking the window
+up to its record; delay = from the moment its media was complete to its record (includes any
+wait for the engine); lag = wall clock minus the window's end (live / --realtime only)."""
+INVALID_LOG_EVERY = 100
+
+
+class Reporter:
+    """Streaming state of a run's results; ``reset()`` returns it to a fresh start."""
+
+    def __init__(self, classes: tuple[str, ...], smoothing: SmoothingConfig,
+                 sinks: Sequence[Sink] = ()) -> None:
+        self.classes = classes
+        self.sinks = tuple(sinks)
+        self.smoother = Smoother(smoothing, classes)
+        self.latency = {stage: LatencyStats() for stage in LATENCY_STAGES}
+        self.timeline = Timeline()
+        self.reset()
+
+    def reset(self) -> None:
+        self.smoother.reset()
+        for s in self.latency.values():
+            s.reset()
+        self.timeline.reset()
+        self.counters = Counters()
+        self.info: RunInfo | None = None
+        self._last_modalities: tuple[str, ...] | None = None
+        self._last_frames: frozenset[int] = frozenset()
+        self._wall_start = time.monotonic()
+
+    def start(self, info: RunInfo) -> None:
+        self.info = info
+        self._wall_start = time.monotonic()
+        for sink in self.sinks:
+            sink.start(info)
+
+    def hop(self, window: int, t: float, modalities: tuple[str, ...], frame_seqs: frozenset[int],
+            probs: np.ndarray, branch: str, latency_ms: dict[str, float], taken: float,
+            complete: float) -> HopRecord | None:
+        """One inferred window; returns its record, or None when the model output was invalid.
+        ``latency_ms``: the stages measured before (frame, audio, head, lag); ``taken`` and
+        ``complete``: ``time.perf_counter()`` when the window was taken up and when its media
+        was complete (total and delay end here)."""
+        c = self.counters
+        if not np.isfinite(probs).all():
+            # A model fault (e.g. log(0) on digital silence): never let NaN into the smoother,
+            # where it would poison the next N windows; count it instead.
+            c.windows_invalid += 1
+            if c.windows_invalid == 1 or c.windows_invalid % INVALID_LOG_EVERY == 0:
+                log.warning("the model gave non-finite %s probabilities for the window at %.2f s "
+                            "(%d such windows so far); window skipped", branch, t,
+                            c.windows_invalid)
+            return None
+        t0 = time.perf_counter()
+        smoothed = self.smoother.update(probs)
+        t1 = time.perf_counter()
+        latency = dict(latency_ms)
+        latency["smooth"] = (t1 - t0) * 1e3
+        latency["total"] = (t1 - taken) * 1e3
+        latency["delay"] = (t1 - complete) * 1e3
+        for stage, ms in latency.items():
+            self.latency[stage].add(ms)
+        if self._last_modalities is not None and modalities != self._last_modalities:
+            c.modality_changes += 1
+            log.info("window at %.2f s uses %s", t, "+".join(modalities))
+        self._last_modalities = modalities
+        new_frames = len(frame_seqs - self._last_frames)
+        self._last_frames = frame_seqs
+        c.windows += 1
+        self.timeline.add(t, smoothed.label, modalities)
+        record = HopRecord(
+            window=window, t=t, label=smoothed.label, confidence=smoothed.confidence,
+            probs=smoothed.probs.copy(), raw_label=smoothed.raw_label,
+            raw_confidence=smoothed.raw_confidence, raw_probs=probs, modalities=modalities,
+            branch=branch, frames_encoded=new_frames, latency_ms=latency, counters=c.copy(),
+            wall_time=time.time(), classes=self.classes,
+        )
+        for sink in self.sinks:
+            sink.hop(record)
+        return record
+
+    def summary(self, stopped: str, stream_start: float | None, stream_end: float | None
+                ) -> RunSummary:
+        latency = {
+            stage: {"p50": s.quantile(0.5), "p99": s.quantile(0.99), "max": s.max_ms if s.n else None}
+            for stage, s in self.latency.items() if s.n
+        }
+        return RunSummary(
+            info=self.info, windows=self.counters.windows, stream_start=stream_start,
+            stream_end=stream_end, wall_seconds=time.monotonic() - self._wall_start,
+            latency_ms=latency, timeline=self.timeline.segments(),
+            timeline_forgotten=self.timeline.forgotten, counters=self.counters.copy(),
+            stopped=stopped,
+        )
+
+    def end(self, summary: RunSummary) -> None:
+        for sink in self.sinks:
+            try:
+                sink.end(summary)
+            except BrokenPipeError:
+                pass
+
+
+def run_info(source: SourceInfo, engine: EngineLike, windows: WindowSpec, config: PipelineConfig,
+             paced: str) -> RunInfo:
+    """What a run is made of, in words: the source, its conversions, the engine, the windows."""
+    fmt = engine.format
+    if source.has_audio:
+        audio_in = describe_conversion(source.audio_rate_hz, source.audio_channels,
+                                       fmt.sample_rate, fmt.channels)
+    else:
+        audio_in = "none"
+    if source.has_video:
+        size = (f"{source.video_width}x{source.video_height}" if source.video_width else "native")
+        fps = f" {source.video_fps:g} fps" if source.video_fps else ""
+        video_in = (f"{size}{fps} -> {fmt.frame_size}x{fmt.frame_size}, the frame nearest each "
+                    f"{windows.frame_period_ms} ms slot")
+    else:
+        video_in = "none"
+    return RunInfo(
+        source=source.name, live=source.live,
+        source_modalities=tuple(str(m) for m in source.modalities), classes=fmt.classes,
+        providers=engine.providers, hop_s=windows.hop_s, window_s=windows.window_s,
+        audio_in=audio_in, video_in=video_in, smoothing=asdict(config.smoothing), paced=paced,
+        precision=engine.precision,
+    )

@@ -1,0 +1,54 @@
+"""``avstream serve`` in one process: one engine, one batcher thread, a thread per stream."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from avstream.driver import open_engine
+from avstream.serve.batcher import Batcher, BatchStats, lane_threads
+from avstream.serve.config import ServeConfig
+from avstream.serve.streams import StreamOutcome, StreamRunner
+
+log = logging.getLogger(__name__)
+
+WATCH_S = 0.2
+"""How often the streams are looked at for their end or a stop request."""
+STOP_GRACE_S = 10.0
+"""After a stop request, how long a stream may take to finish its window and close."""
+
+
+@dataclass(frozen=True)
+class ServeReport:
+    outcomes: tuple[StreamOutcome, ...]
+    batching: BatchStats | None
+    """What the batcher did (None on Ray, where Ray Serve batches)."""
+
+
+def run_streams(runners: list[StreamRunner], stop: threading.Event) -> None:
+    """Start every stream; return when all have ended, or after ``stop`` once they stopped."""
+    for r in runners:
+        r.start()
+    while not all(r.join(0) for r in runners):
+        if stop.wait(WATCH_S):
+            for r in runners:
+                r.stop()
+            for r in runners:
+                if not r.join(STOP_GRACE_S):
+                    log.warning("stream %s did not stop within %.0f s", r.config.name,
+                                STOP_GRACE_S)
+            return
+
+
+def serve_local(config: ServeConfig, stop: threading.Event) -> ServeReport:
+    """Run every stream of ``config`` on one engine until they end or ``stop`` is set."""
+    engine = open_engine(config.model, config.provider, lane_threads(config.threads),
+                         config.precision)
+    batcher = Batcher(engine, config.batching)
+    runners = [StreamRunner(s, batcher.client) for s in config.streams]
+    try:
+        run_streams(runners, stop)
+    finally:
+        batcher.close()
+    return ServeReport(tuple(r.outcome for r in runners), batcher.stats)

@@ -1,0 +1,32 @@
+"""bench/streams.py end to end on the tiny bundle (as both bundles), with the shortest settings:
+every figure the issue asks for is reported as a number. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo",
+        "streams_processes_demo", "rss_mb_per_stream_batched")
+
+
+def test_bench_streams_reports_every_figure(tiny_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "streams.json"
+    r = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "streams.py"), "--json", "--out", str(out),
+         "--int8", str(tiny_bundle), "--demo", str(tiny_bundle), "--seconds", "3",
+         "--max-streams", "1", "--batch-files", "1", "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    for key in KEYS:
+        assert isinstance(report[key], int | float), key
+    hours = report["batch_stream_hours_per_hour"]
+    assert set(hours) == {"1", "2"} and all(h > 0 for h in hours.values())
+    trial = report["int8"]["batched"]["trials"][0]
+    assert trial["streams"] == 1 and trial["per_stream"]["rss_mb"] > 0
