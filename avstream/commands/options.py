@@ -34,3 +34,22 @@ Hold = Annotated[int, typer.Option("--hold", help="Consecutive hops the lead mus
 Floor = Annotated[float, typer.Option("--floor", help="Below this confidence the label is 'unknown'.")]
 View = Annotated[bool | None, typer.Option(
     "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")]
+
+# Network outputs (avstream/outputs/network.py). MQTT URL and token also come from the
+# environment, so a service's secrets need not be on its command line.
+Mqtt = Annotated[str | None, typer.Option(
+    "--mqtt", envvar="AVSTREAM_MQTT", show_envvar=True,
+    help="Publish to an MQTT broker: mqtt://[user:pass@]host[:port][/prefix] (prefix default "
+         "'avstream'), with Home Assistant discovery.")]
+MqttHopRate = Annotated[float, typer.Option(
+    "--mqtt-hop-rate", help="Full hop records per second (stream time) on <prefix>/<name>/hop; "
+                            "0: none.")]
+Http = Annotated[str | None, typer.Option(
+    "--http", help="Serve a live page, /status, /metrics and /events on [HOST:]PORT "
+                   "(127.0.0.1 unless HOST is given; any other host needs --http-token).")]
+HttpToken = Annotated[str | None, typer.Option(
+    "--http-token", envvar="AVSTREAM_HTTP_TOKEN", show_envvar=True,
+    help="Bearer token every HTTP request must carry (required off loopback).")]
+Name = Annotated[str | None, typer.Option(
+    "--name", help="This stream's name in MQTT topics, Home Assistant ids and metrics "
+                   "(default: the host name).")]
