@@ -41,10 +41,11 @@ DEFAULT_PREFIX = "avstream"
 DISCOVERY_PREFIX = "homeassistant"
 ONLINE = "online"
 OFFLINE = "offline"
-QOS_RETAINED = 1
-"""State, availability and discovery: at least once, so Home Assistant never misses a change."""
-QOS_HOP = 0
-"""Hop records: the next one supersedes a lost one."""
+QOS = 0
+"""Every message is QoS 0: paho keeps no copy of it, so after a reconnection no stale state can
+be resent over a newer one; instead each (re)connection publishes the current state again.
+The last will is QoS 1 (the broker holds it)."""
+QOS_WILL = 1
 POLL_S = 0.1
 """How often the worker looks for a (re)connection while its queue is empty."""
 STATE_FIELDS_DOC = "label, confidence, modalities, time (ISO 8601 UTC), t, window, probs"
@@ -208,7 +209,9 @@ class MqttSink:
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._discovery: str | None = None
-        self._latest_state: str | None = None
+        self._sent_state: str | None = None
+        """The state the worker has reached (published or dropped); the worker's alone."""
+        self._overflow_state: str | None = None
         self._last_label: str | None = None
         self._last_hop_t: float | None = None
         self._worker: threading.Thread | None = None
@@ -216,7 +219,7 @@ class MqttSink:
                              client_id=f"avstream-{config.name}-{os.getpid()}")
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
-        client.will_set(config.availability_topic, OFFLINE, qos=QOS_RETAINED, retain=True)
+        client.will_set(config.availability_topic, OFFLINE, qos=QOS_WILL, retain=True)
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
         client.max_queued_messages_set(config.queue_size)
         client.on_connect = self._on_connect
@@ -244,13 +247,13 @@ class MqttSink:
         if record.label != self._last_label:
             self._last_label = record.label
             payload = compact_json(state_payload(record))
-            with self._lock:
-                self._latest_state = payload
-            self._put(_Message(self.config.state_topic, payload, QOS_RETAINED, True))
+            if not self._put(_Message(self.config.state_topic, payload, QOS, True)):
+                with self._lock:
+                    self._overflow_state = payload  # the worker sends it when the queue empties
         rate = self.config.hop_rate_hz
         if rate > 0 and (self._last_hop_t is None or record.t - self._last_hop_t >= 1.0 / rate - 1e-9):
             self._last_hop_t = record.t
-            self._put(_Message(self.config.hop_topic, compact_json(record.to_json()), QOS_HOP, False))
+            self._put(_Message(self.config.hop_topic, compact_json(record.to_json()), QOS, False))
 
     def end(self, summary: RunSummary) -> None:
         self._closing.set()
@@ -263,7 +266,7 @@ class MqttSink:
                 break
             self._drop("dropped_disconnected")
         if self._connected.is_set():
-            info = self._client.publish(self.config.availability_topic, OFFLINE, QOS_RETAINED, True)
+            info = self._client.publish(self.config.availability_topic, OFFLINE, QOS, True)
             try:
                 info.wait_for_publish(self.config.end_flush_s)
             except (RuntimeError, ValueError):
@@ -276,19 +279,22 @@ class MqttSink:
         """Forget the previous run's label, rate phase and queue (a new run starts)."""
         self._last_label = None
         self._last_hop_t = None
+        self._sent_state = None
         with self._lock:
-            self._latest_state = None
+            self._overflow_state = None
         while not self._queue.empty():
             self._queue.get_nowait()
         self._closing.clear()
 
     # ------------------------------------------------------------------ internals
 
-    def _put(self, message: _Message) -> None:
+    def _put(self, message: _Message) -> bool:
         try:
             self._queue.put_nowait(message)
         except queue.Full:
             self._drop("dropped_queue_full")
+            return False
+        return True
 
     def _drop(self, reason: str, n: int = 1) -> None:
         self.stats.add(NAME, reason, n)
@@ -311,39 +317,54 @@ class MqttSink:
         if not self._connected.is_set():
             return  # a failed attempt, not a lost connection
         self._connected.clear()
-        self.stats.add(NAME, "disconnects")
-        if not self._closing.is_set():
+        if not self._closing.is_set():  # not our own goodbye at the end of the run
+            self.stats.add(NAME, "disconnects")
             log.warning("mqtt: lost the connection to %s:%d (%s); reconnecting with backoff "
                         "(%d-%d s), dropping messages meanwhile", self.config.host,
                         self.config.port, reason_code, self.config.reconnect_min_s,
                         self.config.reconnect_max_s)
 
     def _run(self) -> None:
-        """Publish from the queue; on each (re)connection announce discovery, online, state."""
+        """Publish from the queue in order; on each (re)connection first announce discovery,
+        online and the state the queue has reached (the newer states follow in order)."""
         while True:
-            if self._announce.is_set() and self._connected.is_set():
-                self._announce.clear()
-                self._publish_announcement()
+            self._announce_if_due()
             try:
                 message = self._queue.get(timeout=POLL_S)
             except queue.Empty:
+                self._take_overflow_state()
                 if self._closing.is_set():
                     return
                 continue
+            self._announce_if_due()
+            if message.topic == self.config.state_topic:
+                self._sent_state = message.payload
             if not self._connected.is_set():
                 self._drop("dropped_disconnected")
                 continue
             self._publish(message)
 
-    def _publish_announcement(self) -> None:
+    def _announce_if_due(self) -> None:
+        if not (self._announce.is_set() and self._connected.is_set()):
+            return
+        self._announce.clear()
         c = self.config
         if self._discovery is not None:
-            self._publish(_Message(c.discovery_topic, self._discovery, QOS_RETAINED, True))
-        self._publish(_Message(c.availability_topic, ONLINE, QOS_RETAINED, True))
+            self._publish(_Message(c.discovery_topic, self._discovery, QOS, True))
+        self._publish(_Message(c.availability_topic, ONLINE, QOS, True))
+        if self._sent_state is not None:
+            self._publish(_Message(c.state_topic, self._sent_state, QOS, True))
+
+    def _take_overflow_state(self) -> None:
+        """A state that found the queue full (already counted as dropped) is sent late, once
+        the queue has emptied, so the retained state is never left behind the label."""
         with self._lock:
-            state = self._latest_state
-        if state is not None:
-            self._publish(_Message(c.state_topic, state, QOS_RETAINED, True))
+            state, self._overflow_state = self._overflow_state, None
+        if state is None:
+            return
+        self._sent_state = state
+        if self._connected.is_set():
+            self._publish(_Message(self.config.state_topic, state, QOS, True))
 
     def _publish(self, m: _Message) -> None:
         info = self._client.publish(m.topic, m.payload, m.qos, m.retain)
