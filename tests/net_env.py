@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+from live_env import LOOPBACK, kill_group, missing
 
 from avstream.outputs.records import Counters, HopRecord, RunInfo
-from live_env import LOOPBACK, kill_group, missing
 
 BROKER_LIFETIME_S: Final[int] = 300
 BROKER_START_TIMEOUT_S: Final[float] = 10.0
