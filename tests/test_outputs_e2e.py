@@ -148,6 +148,7 @@ def test_replay_publishes_to_mqtt_and_the_page_follows_it(
 
     # --- HTTP: the client that never read was cut off and counted; the run still ended on time
     http = output_counts(stdout, "http")
+    print(f"summary: mqtt {mqtt}; http {http}")
     assert http["clients_dropped"] + http["dropped"] >= 1
     stream_s = records[-1]["t"] - records[0]["t"]
     wall = float(re.search(r"in ([0-9.]+) s wall", stdout).group(1))

@@ -18,6 +18,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,8 @@ PAGE = "static/index.html"
 JSON_TYPE = "application/json"
 SHUTDOWN_POLL_S = 0.1
 """How soon the server notices ``close()``."""
+END_DRAIN_S = 1.0
+"""At the end of a run, time given to /events clients to receive the ``end`` event."""
 SSE_RETRY_MS = 2000
 """How long a browser waits before reconnecting a broken /events stream."""
 
@@ -180,6 +183,9 @@ class HttpSink:
         self.events.publish(Event("end", compact_json(
             {"stopped": summary.stopped, "windows": summary.windows, "outputs": summary.outputs})))
         self.events.close()
+        deadline = time.monotonic() + END_DRAIN_S
+        while self.events.client_count and time.monotonic() < deadline:
+            time.sleep(SHUTDOWN_POLL_S / 10)
         self.close()
 
     def close(self) -> None:
