@@ -132,5 +132,5 @@ class _StreamCollector:
             info = InfoMetricFamily("avstream_run", "What the run is.", labels=["stream"])
             providers = ",".join(sorted({p[0] for p in s["providers"].values() if p}))
             info.add_metric([name], {"source": s["source"], "paced": s["paced"] or "",
-                                     "providers": providers})
+                                     "providers": providers, "precision": s["precision"] or ""})
             yield info

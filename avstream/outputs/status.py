@@ -65,6 +65,7 @@ class StreamStatus:
             "paced": None if info is None else info.paced,
             "classes": [] if info is None else list(info.classes),
             "providers": {} if info is None else {k: list(v) for k, v in info.providers.items()},
+            "precision": None if info is None else info.precision,
             "hop_s": None if info is None else info.hop_s,
             "t": r.get("t"),
             "window": r.get("window"),
