@@ -103,6 +103,9 @@ class Received:
     payload: str
     retain: bool
     at: float
+    """time.monotonic() when it arrived."""
+    wall: float
+    """time.time() when it arrived (to compare with a record's wall_time)."""
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Subscriber:
     def _on_message(self, client: object, userdata: object, msg: object) -> None:
         with self._lock:
             self.messages.append(Received(msg.topic, msg.payload.decode(), bool(msg.retain),  # type: ignore[attr-defined]
-                                          time.monotonic()))
+                                          time.monotonic(), time.time()))
 
     def __enter__(self) -> Subscriber:
         self.client.connect(LOOPBACK, self.port, keepalive=5)

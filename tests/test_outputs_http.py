@@ -92,6 +92,8 @@ def test_token_refused_and_accepted() -> None:
     stats = OutputStats()
     s = HttpSink(HttpConfig(host="127.0.0.1", port=0, name="t", token=TOKEN), stats)
     try:
+        assert s.description.startswith(f"http: {s.url} (loopback only; every request needs the "
+                                        f"bearer token")
         s.start(run_info())
         for path in ("", "status", "metrics", "events"):
             code, _, headers = get(f"{s.url}{path}")
