@@ -8,6 +8,12 @@
 #                       it, as device "pulse" (and "default"); `avstream devices` lists it.
 #   ffmpeg              serves the test camera: a clip sent as MPEG-TS to udp://127.0.0.1:<port>.
 #   coreutils           `timeout` bounds every subprocess the tests start (always present).
+#   mosquitto           the MQTT broker of the output tests (started per test on a loopback port
+#                       with its own config; the package's own service is not needed).
+#   chromium            the browser that loads the status page (driven by Playwright's Python
+#   chromium-driver     package with executable_path=/usr/bin/chromium: Playwright's own browser
+#                       download is not used); chromium-driver for WebDriver clients.
+#   systemd             systemd-analyze, which verifies deploy/avstream.service.
 # Nothing is started here: tests/live_env.py starts (and kills) a private PulseAudio per test
 # module and an ffmpeg per camera run, on loopback only.
 #
@@ -26,7 +32,8 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) and the Debian/Ubuntu archive.
 set -euo pipefail
 
-PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg coreutils)
+PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg coreutils
+          mosquitto chromium chromium-driver systemd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -54,7 +61,7 @@ else
 fi
 
 # Fail here, with the reason, rather than in the middle of a test.
-for exe in pulseaudio pactl paplay ffmpeg timeout; do
+for exe in pulseaudio pactl paplay ffmpeg timeout mosquitto chromium systemd-analyze; do
   command -v "$exe" >/dev/null 2>&1 || { echo "live-setup: $exe missing after install" >&2; exit 1; }
 done
 ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 \

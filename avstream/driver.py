@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -26,6 +26,7 @@ from avstream.inference.session import SessionConfig
 from avstream.outputs import Sink
 from avstream.outputs.jsonl import JsonlSink
 from avstream.outputs.live_view import LiveView
+from avstream.outputs.network import network_sinks
 from avstream.outputs.summary import RunSummary
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.smoothing import SmoothingConfig
@@ -66,6 +67,15 @@ class Outputs:
     """A path, '-' for stdout, or None."""
     view: bool | None = None
     """The rich live view; None: when stdout is a terminal that JSON lines do not use."""
+    # Network outputs (avstream/outputs/network.py; README "Running unattended").
+    mqtt: str | None = None
+    """mqtt://[user:pass@]host[:port][/prefix], or None."""
+    mqtt_hop_rate_hz: float = 0.0
+    http: str | None = None
+    """[HOST:]PORT for the page, /status, /metrics and /events, or None."""
+    http_token: str | None = field(default=None, repr=False)
+    name: str | None = None
+    """This stream's name in topics, ids and metrics; None: the host name."""
 
     def sinks(self) -> tuple[list[Sink], bool]:
         """The sinks, and whether stdout is taken by JSON lines (print the summary elsewhere)."""
@@ -78,6 +88,8 @@ class Outputs:
         view = self.view if self.view is not None else (sys.stdout.isatty() and not stdout_taken)
         if view and not stdout_taken:
             sinks.append(LiveView())
+        sinks.extend(network_sinks(self.mqtt, self.mqtt_hop_rate_hz, self.http, self.http_token,
+                                   self.name))
         return sinks, stdout_taken
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the suite needs on a fresh machine, then runs it.
 #   system packages (needs root + apt): PortAudio, PulseAudio (virtual microphone), ffmpeg
-#   (loopback camera stream); Python: this project with its dev extra (torch CPU pinned).
+#   (loopback camera stream), Mosquitto (MQTT broker), Chromium (status page), systemd
+#   (systemd-analyze); Python: this project with its dev extra (torch CPU pinned).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not live"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,6 +12,7 @@ from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.demo import build_assets, cached_assets, default_cache_dir
 from avstream.driver import Outputs, drive, open_engine
+from avstream.outputs.network import describe
 from avstream.outputs.timeline import TimelineRecorder
 from avstream.pipeline import PipelineConfig
 from avstream.sources.media_file import MediaFileSource
@@ -27,6 +28,11 @@ def demo(
         "--realtime/--fast", help="Replay at the wall-clock pace (default) or as fast as possible.")] = True,
     jsonl: opt.Jsonl = None,
     view: opt.View = None,
+    mqtt: opt.Mqtt = None,
+    mqtt_hop_rate: opt.MqttHopRate = 0.0,
+    http: opt.Http = None,
+    http_token: opt.HttpToken = None,
+    name: opt.Name = None,
     provider: opt.Provider = None,
     precision: opt.Precision = opt.DEFAULT_PRECISION,
 ) -> None:
@@ -39,12 +45,16 @@ def demo(
         assets = build_assets(root)
         print(f"avstream demo: built in {assets.build_seconds:.0f} s", file=sys.stderr)
     engine = open_engine(assets.bundle, provider, precision=precision)
-    sinks, stdout_taken = Outputs(jsonl=jsonl, view=view).sinks()
+    outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
+                      http=http, http_token=http_token, name=name)
+    sinks, stdout_taken = outputs.sinks()
     recorder = TimelineRecorder()
     source = MediaFileSource(assets.recording)
     out = sys.stderr if stdout_taken else sys.stdout
     print(f"avstream demo: replaying {assets.recording.name} ({'realtime' if realtime else 'fast'}) "
           f"with the demo bundle {assets.bundle} ({engine.precision})", file=sys.stderr)
+    for line in describe(sinks):
+        print(f"avstream demo: {line}", file=sys.stderr)
     summary = drive(source, engine, PipelineConfig(), [*sinks, recorder], realtime=realtime)
     print(summary.render_text(), file=out)
     truth = read_truth_csv(assets.truth_csv)

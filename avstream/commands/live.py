@@ -24,6 +24,7 @@ from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.errors import DeviceError
+from avstream.outputs.network import describe
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
@@ -92,6 +93,11 @@ def live(
     hold: opt.Hold = opt.SMOOTHING_DEFAULTS.hold_hops,
     floor: opt.Floor = opt.SMOOTHING_DEFAULTS.floor,
     view: opt.View = None,
+    mqtt: opt.Mqtt = None,
+    mqtt_hop_rate: opt.MqttHopRate = 0.0,
+    http: opt.Http = None,
+    http_token: opt.HttpToken = None,
+    name: opt.Name = None,
 ) -> None:
     """Classify the scene from a microphone and a camera until SIGINT / SIGTERM."""
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
@@ -104,14 +110,16 @@ def live(
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     with _stop_requests_during_startup() as stop_requested:
         engine = open_engine(model, provider, threads, precision)
-        sinks, stdout_taken = Outputs(jsonl=jsonl, view=view).sinks()
+        outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
+                          http=http, http_token=http_token, name=name)
+        sinks, stdout_taken = outputs.sinks()
         out = sys.stderr if stdout_taken else sys.stdout
         source = LiveSource(options)
         info = source.open()
         providers = sorted({p[0] for p in engine.providers.values()})
         print(f"avstream: live {info.name} ({'+'.join(info.modalities)}) on "
               f"{', '.join(providers)}, {engine.precision}", file=sys.stderr)
-        for line in (*info.details, _audio_line(info, engine.format)):
+        for line in (*info.details, _audio_line(info, engine.format), *describe(sinks)):
             print(f"avstream: {line}", file=sys.stderr)
         if stop_requested.is_set():
             source.close()

@@ -40,3 +40,22 @@ Ray = Annotated[str | None, typer.Option(
          "ray://HOST:PORT), that cluster. Needs the cluster extra.")]
 RAY_FLAG = "--ray"
 """Given with no value, ``--ray`` means a local instance (see ``avstream.cli.bare_option``)."""
+
+# Network outputs (avstream/outputs/network.py). MQTT URL and token also come from the
+# environment, so a service's secrets need not be on its command line.
+Mqtt = Annotated[str | None, typer.Option(
+    "--mqtt", envvar="AVSTREAM_MQTT", show_envvar=True,
+    help="Publish to an MQTT broker, with Home Assistant discovery: mqtt://USER:PASS@HOST:PORT/PREFIX "
+         "(all but the host optional; port 1883, prefix 'avstream').")]
+MqttHopRate = Annotated[float, typer.Option(
+    "--mqtt-hop-rate", help="Full hop records per second (stream time) on <prefix>/<name>/hop; "
+                            "0: none.")]
+Http = Annotated[str | None, typer.Option(
+    "--http", help="Serve a live page, /status, /metrics and /events on PORT or HOST:PORT "
+                   "(127.0.0.1 unless HOST is given; any other host needs --http-token).")]
+HttpToken = Annotated[str | None, typer.Option(
+    "--http-token", envvar="AVSTREAM_HTTP_TOKEN", show_envvar=True,
+    help="Bearer token every HTTP request must carry (required off loopback).")]
+Name = Annotated[str | None, typer.Option(
+    "--name", help="This stream's name in MQTT topics, Home Assistant ids and metrics "
+                   "(default: the host name).")]

@@ -12,6 +12,7 @@ from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.outputs.summary import open_summary_json, write_summary_json
+from avstream.outputs.network import describe
 from avstream.sources.media_file import MediaFileSource
 
 
@@ -39,13 +40,19 @@ def replay(
     summary_json: Annotated[Path | None, typer.Option(
         "--summary-json", help="Also write the exit summary as one JSON object to PATH "
                                "(avstream/schemas/summary.schema.json).")] = None,
+    mqtt: opt.Mqtt = None,
+    mqtt_hop_rate: opt.MqttHopRate = 0.0,
+    http: opt.Http = None,
+    http_token: opt.HttpToken = None,
+    name: opt.Name = None,
 ) -> None:
     """Replay a recording and print a label per hop (live view and/or JSON lines)."""
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     summary_file = None if summary_json is None else open_summary_json(summary_json)
     engine = open_engine(model, provider, threads, precision)
     source = MediaFileSource(media, audio)
-    outputs = Outputs(jsonl=jsonl, view=view)
+    outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
+                      http=http, http_token=http_token, name=name)
     sinks, stdout_taken = outputs.sinks()
     info = source.info
     out = sys.stderr if stdout_taken else sys.stdout
@@ -53,6 +60,8 @@ def replay(
     print(f"avstream: replay {info.name} ({'+'.join(info.modalities)}; "
           f"{'; '.join(info.details)}) on {', '.join(providers)}, {engine.precision}, "
           f"{'realtime' if realtime else 'fast'}", file=sys.stderr)
+    for line in describe(sinks):
+        print(f"avstream: {line}", file=sys.stderr)
     summary = drive(source, engine, config, sinks, realtime=realtime)
     print(summary.render_text(), file=out)
     if summary_file is not None:

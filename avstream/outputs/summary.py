@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -118,6 +118,9 @@ class RunSummary:
     stopped: str
     """Why the run ended: "end of stream", "stop request" (a signal or ``Pipeline.stop()``),
     "interrupt" (a second Ctrl-C), "output closed" (a reader closed the pipe), or "error"."""
+    outputs: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Network output -> its counts (sent, dropped...); each such sink adds its own entry in
+    ``end()`` (README, "Output counters")."""
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as ``--summary-json`` writes it (avstream/schemas/summary.schema.json)."""
@@ -133,6 +136,7 @@ class RunSummary:
             "timeline_forgotten": self.timeline_forgotten,
             "counters": self.counters.to_dict(),
             "stopped": self.stopped,
+            "outputs": {name: dict(counts) for name, counts in self.outputs.items()},
         }
 
     def render_text(self) -> str:
@@ -157,6 +161,8 @@ class RunSummary:
             f"audio overflows {c.audio_overflows} ({c.audio_samples_dropped} samples), "
             f"audio gaps {c.audio_gaps}"
         )
+        for name, counts in self.outputs.items():
+            lines.append(f"  output {name}: " + " ".join(f"{k}={v}" for k, v in counts.items()))
         lines.append("  timeline:")
         if self.timeline_forgotten:
             lines.append(f"    ... {self.timeline_forgotten} earlier segments not kept")

@@ -1,0 +1,67 @@
+"""The network outputs of one stream, from command-line options: MQTT and HTTP sinks.
+
+``avstream.driver.Outputs`` calls ``network_sinks``; a many-streams server calls it once per
+stream with that stream's ``name`` (topics, Home Assistant ids, metric labels) and its own port.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any
+
+from avstream.errors import AvstreamError
+from avstream.outputs import Sink
+from avstream.outputs.stats import OutputStats
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""Stream names: one MQTT topic level and part of Home Assistant ids (no '/', '+', '#')."""
+FALLBACK_NAME = "avstream"
+
+
+def default_stream_name() -> str:
+    """The host name, reduced to the characters a stream name allows."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0])[:64]
+    return host if NAME_RE.match(host) else FALLBACK_NAME
+
+
+def stream_name(name: str | None) -> str:
+    if name is None:
+        return default_stream_name()
+    if not NAME_RE.match(name):
+        raise AvstreamError(f"--name {name!r}: expected 1-64 letters, digits, '_' or '-' "
+                            f"(it is an MQTT topic level and part of Home Assistant ids)")
+    return name
+
+
+def network_sinks(mqtt: str | None = None, mqtt_hop_rate_hz: float = 0.0, http: str | None = None,
+                  http_token: str | None = None, name: str | None = None,
+                  stats: OutputStats | None = None) -> list[Sink]:
+    """The sinks the options ask for (none by default), sharing one ``OutputStats``.
+
+    Bad values raise AvstreamError naming the option. The HTTP server listens on return.
+    """
+    if mqtt is None and mqtt_hop_rate_hz:
+        raise AvstreamError(f"--mqtt-hop-rate {mqtt_hop_rate_hz:g} without --mqtt; expected "
+                            f"--mqtt URL as well (or no --mqtt-hop-rate)")
+    if http is None and http_token is not None:
+        raise AvstreamError("--http-token without --http; expected --http [HOST:]PORT as well")
+    if mqtt is None and http is None:
+        return []
+    name = stream_name(name)
+    stats = stats or OutputStats()
+    sinks: list[Sink] = []
+    if mqtt is not None:
+        from avstream.outputs.mqtt import MqttSink, parse_mqtt_url
+
+        sinks.append(MqttSink(parse_mqtt_url(mqtt, name, mqtt_hop_rate_hz), stats))
+    if http is not None:  # last: it starts listening, after every option has been checked
+        from avstream.outputs.http import HttpSink, parse_http_address
+
+        sinks.append(HttpSink(parse_http_address(http, name, http_token), stats))
+    return sinks
+
+
+def describe(sinks: list[Sink] | list[Any]) -> list[str]:
+    """One line per network output, for the command's start-up lines."""
+    return [s.description for s in sinks if isinstance(getattr(s, "description", None), str)]

@@ -1,0 +1,82 @@
+"""The latest state of one stream, for ``GET /status`` and ``/metrics``: written by the pipeline
+thread (``update``), read by HTTP request threads (``snapshot``), never waited on for long."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from avstream.outputs.records import RunInfo
+from avstream.outputs.stats import OutputStats, wall_clock_iso
+from avstream.outputs.summary import RunSummary
+
+
+class StreamStatus:
+    def __init__(self, name: str, stats: OutputStats) -> None:
+        self.name = name
+        self.stats = stats
+        self._lock = threading.Lock()
+        self._started_wall = time.time()
+        self._started = time.monotonic()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._info: RunInfo | None = None
+            self._record: dict[str, Any] | None = None
+            self._stopped: str | None = None
+
+    def start(self, info: RunInfo) -> None:
+        with self._lock:
+            self._info = info
+            self._record = None
+            self._stopped = None
+
+    def update(self, record_json: dict[str, Any]) -> None:
+        with self._lock:
+            self._record = record_json
+
+    def end(self, summary: RunSummary) -> None:
+        with self._lock:
+            self._stopped = summary.stopped
+
+    def latest(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._record
+
+    def info(self) -> RunInfo | None:
+        with self._lock:
+            return self._info
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def snapshot(self) -> dict[str, Any]:
+        """The body of ``GET /status`` (README, "HTTP")."""
+        with self._lock:
+            info, r, stopped = self._info, self._record, self._stopped
+        r = r or {}
+        return {
+            "stream": self.name,
+            "running": info is not None and stopped is None,
+            "stopped": stopped,
+            "source": None if info is None else info.source,
+            "paced": None if info is None else info.paced,
+            "classes": [] if info is None else list(info.classes),
+            "providers": {} if info is None else {k: list(v) for k, v in info.providers.items()},
+            "precision": None if info is None else info.precision,
+            "hop_s": None if info is None else info.hop_s,
+            "t": r.get("t"),
+            "window": r.get("window"),
+            "label": r.get("label"),
+            "confidence": r.get("confidence"),
+            "probs": r.get("probs", {}),
+            "modalities": r.get("modalities", []),
+            "branch": r.get("branch"),
+            "latency_ms": r.get("latency_ms", {}),
+            "counters": r.get("counters", {}),
+            "outputs": self.stats.snapshot(),
+            "started": wall_clock_iso(self._started_wall),
+            "uptime_s": round(self.uptime_s(), 3),
+        }
