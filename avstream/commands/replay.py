@@ -11,8 +11,8 @@ import typer
 from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
-from avstream.outputs.summary import open_summary_json, write_summary_json
 from avstream.outputs.network import describe
+from avstream.outputs.summary import open_summary_json, write_summary_json
 from avstream.sources.media_file import MediaFileSource
 
 
