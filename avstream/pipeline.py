@@ -67,6 +67,7 @@ class Pipeline:
         """Feed every event of ``source`` through the pipeline until it ends or ``stop()``.
         The source is closed on return; sinks get ``end()`` even when an error propagates."""
         self.start(source.info)
+        self.arrivals.exact = bool(getattr(source, "exact_arrivals", False))
         reason = "error"
         try:
             reason = self._drain(source)
@@ -122,6 +123,8 @@ class Pipeline:
         drop, late = self.arrivals.judge(w.window.t_end, complete, taken)
         c.hops_dropped, c.windows_late_media = c.hops_dropped + drop, c.windows_late_media + late
         if drop:
+            if w.frames is not None:
+                self.features.forget_before(min(f.seq for f in w.frames))
             return
         latency: dict[str, float] = {}
         features = None
