@@ -31,11 +31,13 @@ from avstream.sources.base import Source, SourceEvent, SourceInfo
 __all__ = ["Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
+
 class Pipeline:
     """Streaming state of one run; ``reset()`` returns it to a fresh start."""
 
-    def __init__(self, engine: EngineLike, config: PipelineConfig | None = None, sinks: Sequence[Sink] = (),
-                 clock: WallClock | None = None, stop: threading.Event | None = None) -> None:
+    def __init__(self, engine: EngineLike, config: PipelineConfig | None = None,
+                 sinks: Sequence[Sink] = (), clock: WallClock | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.engine = engine
         self.config = config = config or PipelineConfig()
         self.clock = clock
