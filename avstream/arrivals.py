@@ -1,9 +1,11 @@
 """When a window's media reached the pipeline, and what that says about a wait: the drop rule.
 
 With a wall clock (live, ``--realtime``), each event's arrival is when it became available to
-the pipeline: its availability time (a live device's delivery, the paced source's release)
-when it was already queued while the pipeline was busy, or the moment it was handed over when
-the pipeline had been waiting for it (a late delivery). A window's media is complete at the
+the pipeline. A source that hands each event over exactly at its availability time (the paced
+replay: ``exact_arrivals = True``) says so, and that time is taken. For others (live capture) it
+is the availability time (the capture stamp) when the event was already queued while the
+pipeline was busy, or the moment it was handed over when the pipeline had been waiting for it
+(a late delivery). A window's media is complete at the
 arrival of the event that completed it. Then:
 
 - a complete window that waited for the engine more than ``stale_after_s`` is dropped
@@ -28,6 +30,8 @@ PULL_WAITED_S = 0.005
 class Arrivals:
     def __init__(self, clock: WallClock | None, stale_after_s: float, hop_s: float) -> None:
         self.clock = clock
+        self.exact = False
+        """The source hands events over at their availability time (``exact_arrivals``)."""
         self.stale_after_s = stale_after_s
         self.hop_s = hop_s
         self.reset()
@@ -44,7 +48,8 @@ class Arrivals:
             self.arrived = got
         elif available is not None:
             at = got - max(0.0, self.clock.now() - available)
-            self.arrived = got if got - asked > PULL_WAITED_S else max(self.arrived, at)
+            waited = not self.exact and got - asked > PULL_WAITED_S
+            self.arrived = got if waited else max(self.arrived, at)
 
     def judge(self, t_end: float, complete: float, taken: float) -> tuple[bool, bool]:
         """(drop?, late media?) for the window ending at stream time ``t_end`` whose media was

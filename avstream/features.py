@@ -109,6 +109,10 @@ class FrameFeatures:
             with self._lock:
                 while self._holding:
                     self._lock.wait()
+                if ref.seq < self._floor:  # its windows are gone (run or dropped): skip it
+                    self._queued.discard(ref.seq)
+                    self._lock.notify_all()
+                    continue
             try:
                 row = self.engine.encode_frames(ref.image[None])[0]
             except BaseException as e:  # handed to the window that needs the frame
@@ -154,12 +158,16 @@ class FrameFeatures:
                     self._cache[ref.seq] = row
                     self.encoded += 1
             rows.append(row)
-        oldest = min(f.seq for f in frames)
-        with self._lock:
-            self._floor = oldest
-            for k in [k for k in self._cache if k < oldest]:
-                del self._cache[k]
+        self.forget_before(min(f.seq for f in frames))
         return np.stack(rows), (time.perf_counter() - t0) * 1e3
+
+    def forget_before(self, seq: int) -> None:
+        """Frames before ``seq`` will not be asked for again: let their features go, and do not
+        encode them if they are still queued (a window dropped under load sheds its encodes)."""
+        with self._lock:
+            self._floor = max(self._floor, seq)
+            for k in [k for k in self._cache if k < seq]:
+                del self._cache[k]
 
     def settle(self) -> None:
         """Wait until nothing is queued (end of a run: the counts no longer move)."""

@@ -31,11 +31,13 @@ from avstream.sources.base import Source, SourceEvent, SourceInfo
 __all__ = ["Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
+
 class Pipeline:
     """Streaming state of one run; ``reset()`` returns it to a fresh start."""
 
-    def __init__(self, engine: EngineLike, config: PipelineConfig | None = None, sinks: Sequence[Sink] = (),
-                 clock: WallClock | None = None, stop: threading.Event | None = None) -> None:
+    def __init__(self, engine: EngineLike, config: PipelineConfig | None = None,
+                 sinks: Sequence[Sink] = (), clock: WallClock | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.engine = engine
         self.config = config = config or PipelineConfig()
         self.clock = clock
@@ -67,6 +69,7 @@ class Pipeline:
         """Feed every event of ``source`` through the pipeline until it ends or ``stop()``.
         The source is closed on return; sinks get ``end()`` even when an error propagates."""
         self.start(source.info)
+        self.arrivals.exact = bool(getattr(source, "exact_arrivals", False))
         reason = "error"
         try:
             reason = self._drain(source)
@@ -122,6 +125,8 @@ class Pipeline:
         drop, late = self.arrivals.judge(w.window.t_end, complete, taken)
         c.hops_dropped, c.windows_late_media = c.hops_dropped + drop, c.windows_late_media + late
         if drop:
+            if w.frames is not None:
+                self.features.forget_before(min(f.seq for f in w.frames))
             return
         latency: dict[str, float] = {}
         features = None

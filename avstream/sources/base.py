@@ -197,6 +197,8 @@ class Source(Protocol):
     - A live source yields ``Idle`` while nothing arrives, and ends its iterator after
       ``close()``; a file source ends its iterator at the end of the file.
     - ``close()`` releases devices and files; safe to call twice.
+    - Optional ``exact_arrivals = True``: the source hands each event over exactly when
+      ``available_at`` says (a paced replay), so the pipeline can take that as its arrival.
     """
 
     @property

@@ -55,6 +55,10 @@ def _modality(event: SourceEvent) -> Modality | None:
 class PacedSource:
     """``inner``'s events, reordered by availability and released at the pace of ``clock``."""
 
+    exact_arrivals = True
+    """Each event is handed over at its availability time (or later, when the consumer is
+    late): the pipeline takes that time as its arrival (``avstream.arrivals``)."""
+
     def __init__(self, inner: Source, clock: WallClock, stop: threading.Event | None = None) -> None:
         self._inner = inner
         self._clock = clock
