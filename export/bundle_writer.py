@@ -250,6 +250,7 @@ def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
             metrics=_json_safe(ckpt.metrics),
         ),
         quantization=quantization,
+        calibration=ckpt.temperatures.to_dict() if ckpt.calibration else {},
     )
 
 

@@ -177,6 +177,9 @@ class Manifest:
     export: ExportInfo
     provenance: Provenance
     quantization: Quantization | None
+    calibration: Mapping[str, float] = MappingProxyType({})
+    """Output name -> temperature applied inside the graphs (their probabilities are already
+    calibrated; informational for the daemon). Empty: an uncalibrated checkpoint."""
 
     @property
     def n_classes(self) -> int:
@@ -195,6 +198,7 @@ class Manifest:
             "export": self.export.to_dict(),
             "provenance": self.provenance.to_dict(),
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
+            "calibration": dict(self.calibration),
         }
 
     @classmethod
@@ -426,6 +430,18 @@ def _check_consistency(m: Manifest) -> None:
             raise ManifestError(f"graphs.{name}.file {g.file!r} is not listed in 'files'")
 
 
+def _calibration(v: Any) -> Mapping[str, float]:
+    """Optional (bundles before it have none): output name -> temperature > 0."""
+    d = _obj(v, "calibration")
+    out = {}
+    for name in d:
+        t = _number(d, name, "calibration")
+        if not t > 0:
+            raise ManifestError(f"field 'calibration.{name}' is {t!r}; expected a temperature > 0")
+        out[str(name)] = t
+    return MappingProxyType(out)
+
+
 def parse_manifest(d: Any) -> Manifest:
     """A decoded manifest.json -> Manifest, or ManifestError naming the first bad field."""
     version = check_format(d)
@@ -469,6 +485,7 @@ def parse_manifest(d: Any) -> Manifest:
         export=_export(_get(d, "export", "")),
         provenance=_provenance(_get(d, "provenance", "")),
         quantization=_quantization(_get(d, "quantization", "")),
+        calibration=_calibration(d.get("calibration", {})),
     )
     _check_consistency(m)
     return m

@@ -89,6 +89,8 @@ def render(bundle: Bundle, console: Console) -> None:
                                      "training data": p.training_data, "metrics": p.metrics}))
     if m.quantization is not None:
         console.print(_kv("quantization", m.quantization.to_dict()))
+    console.print(_kv("calibration (temperature scaling inside the graphs)",
+                      dict(m.calibration) or {"": "none (uncalibrated checkpoint)"}))
 
 
 @app.command("info")
