@@ -21,6 +21,17 @@ STREAM_SECONDS_PER_SCENE = 8.0
 STREAM_SEED = 77
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` tests (minutes-long training runs) run only when -m names them, e.g.
+    ``bash scripts/test.sh -m slow``; the default suite and CI leave them out."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = os.environ.get("AVSTREAM_TEST_CACHE")

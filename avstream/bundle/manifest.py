@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -177,7 +177,7 @@ class Manifest:
     export: ExportInfo
     provenance: Provenance
     quantization: Quantization | None
-    calibration: Mapping[str, float] = MappingProxyType({})
+    calibration: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Output name -> temperature applied inside the graphs (their probabilities are already
     calibrated; informational for the daemon). Empty: an uncalibrated checkpoint."""
 
