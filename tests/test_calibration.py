@@ -120,3 +120,17 @@ def test_to_mid_gives_both_channels_the_mid_signal() -> None:
     mono = to_mid(x)
     assert mono.shape == x.shape
     assert torch.equal(mono, torch.full_like(x, 0.5))
+
+
+def test_a_perfect_validation_set_does_not_drive_the_temperature_to_zero() -> None:
+    """Every segment right: the plain log loss keeps falling as T -> 0; the fit must stop at the
+    confidence N right answers support, not at the search's bound."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 10, size=200)
+    z = rng.normal(0.0, 1.0, size=(200, 10))
+    z[np.arange(200), labels] += 6.0  # always right, about 0.95 confident
+    probs = torch.softmax(torch.from_numpy(z), dim=-1).numpy()
+    t = fit_temperature(probs, labels)
+    assert t > 0.2
+    calibrated = temper(torch.from_numpy(probs), t).numpy()
+    assert calibrated[np.arange(200), labels].mean() == pytest.approx(201 / 202, abs=0.01)
