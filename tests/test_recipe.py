@@ -64,6 +64,21 @@ def test_selection_is_a_location_split_of_the_training_fold(trained_run: Path) -
     assert {location_of(r.stem) for r in rows} - held_out  # some locations left to train on
 
 
+def test_select_on_evaluate_reproduces_the_seed_protocol(trained_run: Path, synth_dataset: Path,
+                                                        artifacts_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(trained_run / "visual.ckpt", tmp_path / "visual.ckpt")
+    res = run_cli("train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(tmp_path),
+                  "--config", "small", "--cache", str(artifacts_dir / "cache"), "--device", "cpu",
+                  "--epochs", "1", "--select-on", "evaluate")
+    assert res.returncode == 0, res.stderr
+    done = load_checkpoint(tmp_path / "fusion.ckpt")
+    assert done.metrics["selection"] == "evaluate"
+    assert "validation" not in done.data and done.data["selection"] == "evaluate"
+    bad = run_cli("train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(tmp_path),
+                  "--select-on", "test")
+    assert bad.returncode == 2 and "expected one of validation, evaluate" in bad.stderr
+
+
 def test_no_step_ends_below_its_starting_weights(trained_run: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
     for step, phases in metrics["steps"].items():
