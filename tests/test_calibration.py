@@ -134,3 +134,13 @@ def test_a_perfect_validation_set_does_not_drive_the_temperature_to_zero() -> No
     assert t > 0.2
     calibrated = temper(torch.from_numpy(probs), t).numpy()
     assert calibrated[np.arange(200), labels].mean() == pytest.approx(201 / 202, abs=0.01)
+
+
+def test_a_perfect_and_very_confident_model_is_left_alone() -> None:
+    """Every segment right at 0.9999: neither sharpened (no evidence of errors to fit) nor
+    softened (the smoothing bounds sharpening only), so its log loss cannot get worse."""
+    labels = np.arange(100) % 10
+    z = np.zeros((100, 10))
+    z[np.arange(100), labels] = 12.0
+    probs = torch.softmax(torch.from_numpy(z), dim=-1).numpy()
+    assert fit_temperature(probs, labels) == 1.0
