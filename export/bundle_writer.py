@@ -221,6 +221,7 @@ def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
         ),
         quantization=quantization,
         variants=dict(variants or {}),
+        calibration=ckpt.temperatures.to_dict() if ckpt.calibration else {},
     )
 
 

@@ -1,7 +1,9 @@
 """The three streaming graphs as nn.Modules around AVSceneNet's pieces, with their IO contract.
 
 Each wrapper's forward is exactly one AVSceneNet method, so the ONNX graphs compute what
-``AVSceneNet.forward`` computes (it is literally their composition). The tensor specs derived
+``AVSceneNet.forward`` computes (it is literally their composition), including the checkpoint's
+temperature scaling: the audio graph's ``audio_probs`` and the head graph's three outputs are
+calibrated probabilities, and the daemon needs no code of its own for it. The tensor specs derived
 here from the ModelConfig are the single source of the shapes written into the manifest.
 """
 
@@ -35,10 +37,11 @@ class _Graph(nn.Module):
 
 
 class AudioGraph(_Graph):
-    """waveform (B, 2, window_samples) float32 -> (audio_probs (B, K), audio_steps (B, 5, A))."""
+    """waveform (B, 2, window_samples) float32 -> (audio_probs (B, K), audio_steps (B, 5, A));
+    audio_probs calibrated."""
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs, steps = self.model.audio(waveform)
+        probs, steps = self.model.audio_graph(waveform)
         return self._out(probs), self._out(steps)
 
 
@@ -50,11 +53,12 @@ class FrameGraph(_Graph):
 
 
 class HeadGraph(_Graph):
-    """(frame_features (B, 5, F), audio_steps, audio_probs) -> (visual, early, final) probs."""
+    """(frame_features (B, 5, F), audio_steps, calibrated audio_probs) -> calibrated (visual,
+    early, final) probs."""
 
     def forward(self, frame_features: torch.Tensor, audio_steps: torch.Tensor,
                 audio_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        visual, early, final = self.model.head(frame_features, audio_steps, audio_probs)
+        visual, early, final = self.model.head_graph(frame_features, audio_steps, audio_probs)
         return self._out(visual), self._out(early), self._out(final)
 
 

@@ -14,6 +14,8 @@ import torch
 
 from training.checkpoint import load_checkpoint
 from training.config import SMALL
+from training.data.locations import location_of
+from training.data.tau import read_tau_split
 
 OUTPUTS = ("final", "early", "audio", "visual")
 
@@ -48,6 +50,80 @@ def test_checkpoints_carry_config_and_load_safely(trained_run: Path) -> None:
     with torch.no_grad():
         out = model(torch.zeros(1, 2, SMALL.window_samples), torch.zeros(1, 5, 64, 64, 3, dtype=torch.uint8))
     assert out.final.shape == (1, 10)
+
+
+def test_selection_is_a_location_split_of_the_training_fold(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["selection"] == "validation"
+    data = metrics["data"]
+    assert data["validation"]["clips"] > 0 and data["train"]["clips"] > 0
+    train = load_checkpoint(trained_run / "finetune.ckpt")
+    held_out = set(data["validation"]["locations"])
+    assert held_out and train.metrics["selection"] == "validation"
+    rows = read_tau_split(Path(data["root"]), "train").rows
+    assert {location_of(r.stem) for r in rows} - held_out  # some locations left to train on
+
+
+def test_select_on_evaluate_reproduces_the_seed_protocol(trained_run: Path, synth_dataset: Path,
+                                                        artifacts_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(trained_run / "visual.ckpt", tmp_path / "visual.ckpt")
+    res = run_cli("train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(tmp_path),
+                  "--config", "small", "--cache", str(artifacts_dir / "cache"), "--device", "cpu",
+                  "--epochs", "1", "--select-on", "evaluate")
+    assert res.returncode == 0, res.stderr
+    done = load_checkpoint(tmp_path / "fusion.ckpt")
+    assert done.metrics["selection"] == "evaluate"
+    assert "validation" not in done.data and done.data["selection"] == "evaluate"
+    bad = run_cli("train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(tmp_path),
+                  "--select-on", "test")
+    assert bad.returncode == 2 and "expected one of validation, evaluate" in bad.stderr
+
+
+def test_no_step_ends_below_its_starting_weights(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for step, phases in metrics["steps"].items():
+        for phase in phases:
+            assert phase["val_accuracy"] >= phase["start_accuracy"], (step, phase)
+
+
+def test_final_output_is_calibrated_on_the_validation_split(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    final = metrics["final"]
+    assert {"log_loss", "log_loss_uncalibrated", "ece", "ece_uncalibrated"} <= set(final)
+    assert final["log_loss"] <= final["log_loss_uncalibrated"]
+    assert metrics["calibration"]["split"] == "validation"
+    temps = load_checkpoint(trained_run / "finetune.ckpt").calibration
+    assert temps == metrics["calibration"]["temperatures"]
+    assert set(temps) == set(OUTPUTS) and all(t > 0 for t in temps.values())
+
+
+def test_a_harmful_step_hands_back_its_starting_weights(trained_run: Path, synth_dataset: Path,
+                                                        artifacts_dir: Path, tmp_path: Path) -> None:
+    """Fine-tuning at lr 10 wrecks the model in one epoch; the step keeps the fusion weights."""
+    shutil.copy(trained_run / "fusion.ckpt", tmp_path / "fusion.ckpt")
+    res = run_cli("train", "--step", "finetune", "--data", str(synth_dataset), "--out",
+                  str(tmp_path), "--config", "small", "--cache", str(artifacts_dir / "cache"),
+                  "--device", "cpu", "--lr", "10", "--epochs", "1")
+    assert res.returncode == 0, res.stderr
+    assert "kept them" in res.stderr
+    start, done = load_checkpoint(tmp_path / "fusion.ckpt"), load_checkpoint(tmp_path / "finetune.ckpt")
+    (phase,) = done.metrics["phases"]
+    assert phase["best_epoch"] == -1 and phase["val_accuracy"] == phase["start_accuracy"]
+    assert done.train_state["history"][0][0]["val_accuracy"] < phase["start_accuracy"]
+    for k in start.state_dict:
+        assert torch.equal(start.state_dict[k], done.state_dict[k]), k
+
+
+def test_evaluate_cli_feeds_mono_audio(trained_run: Path, synth_dataset: Path,
+                                       artifacts_dir: Path) -> None:
+    res = run_cli("evaluate", "--data", str(synth_dataset), "--checkpoint",
+                  str(trained_run / "finetune.ckpt"), "--json", "--mono",
+                  "--cache", str(artifacts_dir / "cache"), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    mono = json.loads(res.stdout)
+    stereo = json.loads((trained_run / "metrics.json").read_text())
+    assert mono["audio_input"] == "mono"
+    assert mono["audio"]["log_loss"] != stereo["audio"]["log_loss"]
 
 
 def test_rerun_resumes_and_skips_complete_steps(trained_run: Path, synth_dataset: Path,

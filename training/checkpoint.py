@@ -16,6 +16,7 @@ import torch
 
 from training.config import ModelConfig
 from training.model import AVSceneNet
+from training.model.calibration import Temperatures
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,18 @@ class Checkpoint:
     """Provenance of the training data (root, fold, clip counts)."""
     train_state: dict[str, Any] = field(default_factory=dict)
     """Resume state: epoch, optimizer, scheduler, early-stopping counters, RNG."""
+    calibration: dict[str, float] = field(default_factory=dict)
+    """Output name -> temperature (Temperatures.to_dict()); empty: uncalibrated."""
+
+    @property
+    def temperatures(self) -> Temperatures:
+        return Temperatures.from_dict(self.calibration)
 
     def build_model(self) -> AVSceneNet:
+        """The model with its weights and its calibration (applied by forward and the graphs)."""
         model = AVSceneNet(self.config)
         model.load_state_dict(self.state_dict)
+        model.calibration = self.temperatures
         return model
 
 
@@ -52,6 +61,7 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "metrics": ckpt.metrics,
         "data": ckpt.data,
         "train_state": ckpt.train_state,
+        "calibration": ckpt.calibration,
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
@@ -79,6 +89,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         metrics=payload.get("metrics", {}),
         data=payload.get("data", {}),
         train_state=payload.get("train_state", {}),
+        calibration=payload.get("calibration", {}),
     )
 
 

@@ -12,7 +12,7 @@ import typer
 
 from avstream.errors import AvstreamError
 from training.config import PRESETS, preset
-from training.train.options import RECIPES, STEPS, StepOptions
+from training.train.options import MONO_STEPS, RECIPES, STEPS, StepOptions
 
 app = typer.Typer(name="training", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
@@ -43,11 +43,15 @@ def summary(config: ConfigOpt = "paper",
 @app.command()
 def synth(out_dir: Path,
           clips_per_class: Annotated[int, typer.Option(min=2)] = 8,
-          seed: int = 0) -> None:
+          seed: int = 0,
+          side_cue: Annotated[bool, typer.Option(
+              "--side-cue", help="the two classes sharing a sound differ in L-R (channel "
+              "coherence), a cue a mono microphone loses")] = False) -> None:
     """Write a synthetic dataset in the TAU AV 2021 layout (complementary modalities)."""
     from training.synth.dataset import write_synthetic_dataset
 
-    write_synthetic_dataset(out_dir, clips_per_class=clips_per_class, seed=seed)
+    write_synthetic_dataset(out_dir, clips_per_class=clips_per_class, seed=seed,
+                            side_cue=side_cue)
     print(f"synthetic dataset written to {out_dir}")
 
 
@@ -78,8 +82,11 @@ def _config(name: str, backbone_weights: Path | None = None):  # noqa: ANN202
 
 def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cache: Path | None,
                  backbone_weights: Path | None, overrides: dict[str, dict[str, object]],
-                 threads: int = 0):  # noqa: ANN202
-    from training.train.recipe import RunOptions
+                 threads: int = 0, select_on: str = "validation"):  # noqa: ANN202
+    from training.train.recipe import SELECTIONS, RunOptions
+
+    if select_on not in SELECTIONS:
+        raise UsageError(f"--select-on {select_on!r}; expected one of {', '.join(SELECTIONS)}")
 
     cfg = _config(config, backbone_weights)
     steps: dict = {}
@@ -90,7 +97,8 @@ def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cac
         except ValueError as e:
             raise UsageError(f"--step {step}: {e}") from None
     return RunOptions(data=data, out=out, config=cfg, steps=steps, seed=seed, device=device,
-                      cache_root=cache, backbone_weights=backbone_weights, threads=threads)
+                      cache_root=cache, backbone_weights=backbone_weights, threads=threads,
+                      selection=select_on)  # type: ignore[arg-type]
 
 
 DataOpt = Annotated[Path, typer.Option("--data", help="TAU AV 2021 development root")]
@@ -100,6 +108,13 @@ WeightsOpt = Annotated[Path | None, typer.Option(
     "--backbone-weights", help="VGG16 weights: torchvision .pth or Keras Places365 notop .h5")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if present), cuda or cpu")]
 ThreadsOpt = Annotated[int, typer.Option(min=0, help="torch CPU threads (0: one per core)")]
+SelectOpt = Annotated[str, typer.Option(
+    "--select-on", help="split that picks each step's best epoch and fits the calibration: "
+    "validation (fold1_train locations held out; default) or evaluate (the seed's protocol)")]
+MonoOpt = Annotated[float | None, typer.Option(
+    "--mono-share", min=0.0, max=1.0,
+    help="share of training examples fed as mono (both channels L+R/2) in the audio and "
+    "finetune steps (default: the preset's, 0)")]
 
 
 @app.command()
@@ -113,7 +128,8 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
           patience: Annotated[int | None, typer.Option(help="early-stopping patience")] = None,
           mixup: Annotated[float | None, typer.Option(help="mixup alpha")] = None,
           crops_per_clip: int | None = None,
-          unfrozen_epochs: int | None = None, unfrozen_lr: float | None = None) -> None:
+          unfrozen_epochs: int | None = None, unfrozen_lr: float | None = None,
+          select_on: SelectOpt = "validation", mono_share: MonoOpt = None) -> None:
     """Run one step of the recipe (defaults: the seed's hyper-parameters for that step)."""
     from training.train.distributed import init_runtime
     from training.train.recipe import prepare_data, run_step
@@ -123,8 +139,9 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
     overrides = {step: {"lr": lr, "batch_size": batch_size, "max_epochs": epochs,
                         "early_stop_patience": patience, "mixup_alpha": mixup,
                         "crops_per_clip": crops_per_clip, "unfrozen_epochs": unfrozen_epochs,
-                        "unfrozen_lr": unfrozen_lr}}
-    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides, threads)
+                        "unfrozen_lr": unfrozen_lr, "mono_share": mono_share}}
+    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides, threads,
+                        select_on)
     runtime = init_runtime(device, threads)
     ckpt = run_step(step, opts, prepare_data(opts), runtime, init=init)  # type: ignore[arg-type]
     print(json.dumps(ckpt.metrics, indent=2))
@@ -133,11 +150,15 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
 @app.command()
 def recipe(data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 0,
            device: DeviceOpt = "auto", threads: ThreadsOpt = 0, cache: CacheOpt = None,
-           backbone_weights: WeightsOpt = None) -> None:
-    """The four steps then the evaluation; writes OUT/metrics.json. Rerun to resume."""
+           backbone_weights: WeightsOpt = None, select_on: SelectOpt = "validation",
+           mono_share: MonoOpt = None) -> None:
+    """The four steps, temperature scaling, then the evaluation; writes OUT/metrics.json.
+    Rerun to resume."""
     from training.train.recipe import run_recipe
 
-    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, {}, threads)
+    overrides = {step: {"mono_share": mono_share} for step in MONO_STEPS}
+    opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides,
+                        threads, select_on)
     metrics = run_recipe(opts)
     print(json.dumps({k: metrics[k] for k in ("final", "early", "audio", "visual")}, indent=2))
     print(f"metrics written to {out / 'metrics.json'}")
@@ -149,9 +170,14 @@ def evaluate(data: DataOpt,
              as_json: Annotated[bool, typer.Option("--json")] = False,
              submission: Annotated[Path | None, typer.Option(help="write a DCASE submission")] = None,
              confusion: Annotated[Path | None, typer.Option(help="confusion matrix PNG")] = None,
-             cache: CacheOpt = None, device: DeviceOpt = "auto") -> None:
-    """Accuracy and log loss on 1-s segments of the evaluate split, for all four outputs."""
+             cache: CacheOpt = None, device: DeviceOpt = "auto",
+             mono: Annotated[bool, typer.Option(
+                 "--mono", help="feed the audio as mono (both channels L+R/2), as a mono "
+                 "microphone gives it")] = False) -> None:
+    """Accuracy, log loss and calibration error on 1-s segments of the evaluate split, for all
+    four outputs (calibrated; log loss and ECE before calibration too)."""
     from training.checkpoint import load_checkpoint
+    from training.data.crops import to_mid
     from training.evaluate import OUTPUTS, evaluate_model, predict, write_submission
     from training.train.distributed import init_runtime
     from training.train.recipe import RunOptions, prepare_data
@@ -166,8 +192,11 @@ def evaluate(data: DataOpt,
     splits = ("evaluate", "test") if submission else ("evaluate",)
     prepared = prepare_data(opts, splits)
     model = ckpt.build_model().to(runtime.device)
-    result = evaluate_model(model, prepared["evaluate"].index, runtime.device)
+    index = prepared["evaluate"].index
+    waves = (lambda rows: to_mid(index.waves(rows))) if mono else None
+    result = evaluate_model(model, index, runtime.device, waves=waves)
     metrics = result.metrics()
+    metrics["audio_input"] = "mono" if mono else "stereo"
     png = confusion or checkpoint.with_suffix(".confusion.png")
     result.save_confusion(png)
     if submission:
@@ -178,9 +207,12 @@ def evaluate(data: DataOpt,
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
-    print(f"{'output':8s} {'accuracy':>9s} {'log loss':>9s}   ({metrics['segments']} 1-s segments)")
+    print(f"{'output':8s} {'accuracy':>9s} {'log loss':>9s} {'(raw)':>7s} {'ECE':>7s} {'(raw)':>7s} "
+          f"{'T':>6s}   ({metrics['segments']} 1-s segments, {metrics['audio_input']} audio)")
     for name in OUTPUTS:
-        print(f"{name:8s} {metrics[name]['accuracy']:9.4f} {metrics[name]['log_loss']:9.4f}")
+        m = metrics[name]
+        print(f"{name:8s} {m['accuracy']:9.4f} {m['log_loss']:9.4f} {m['log_loss_uncalibrated']:7.4f} "
+              f"{m['ece']:7.4f} {m['ece_uncalibrated']:7.4f} {m['temperature']:6.3f}")
     print("per-class accuracy (final):")
     for c, a in metrics["per_class_accuracy"].items():
         print(f"  {c:18s} {a:.3f}")

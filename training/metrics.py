@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 LOG_LOSS_EPS = 1e-15  # scikit-learn's clipping, used by the DCASE evaluation code
+ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017, "On calibration of modern NNs")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,22 @@ def score(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> Sc
                  for i, c in enumerate(classes)}
     accuracy = float((pred == labels).mean()) if len(labels) else float("nan")
     return Scores(accuracy, log_loss, per_class, confusion.tolist())
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width bins of the top probability, weighted by
+    the share of examples in each bin (0: confidence matches accuracy everywhere)."""
+    if not len(labels):
+        return float("nan")
+    confidence = probs.max(axis=1).astype(np.float64)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            gap += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(gap)
 
 
 def save_confusion_png(scores: Scores, classes: tuple[str, ...], path: Path, title: str) -> None:

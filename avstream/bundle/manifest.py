@@ -190,6 +190,9 @@ class Manifest:
     variants: Mapping[str, PrecisionVariant] = field(default_factory=lambda: MappingProxyType({}))
     """Precision -> graphs at that precision besides the main ones (optional field: a bundle may
     ship fp32, int8 and fp16 together; ``--precision`` chooses)."""
+    calibration: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    """Output name -> temperature applied inside the graphs (their probabilities are already
+    calibrated; informational for the daemon). Empty: an uncalibrated checkpoint."""
 
     @property
     def n_classes(self) -> int:
@@ -210,6 +213,7 @@ class Manifest:
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
             **({"variants": {p: v.to_dict() for p, v in self.variants.items()}}
                if self.variants else {}),
+            "calibration": dict(self.calibration),
         }
 
     @classmethod

@@ -239,6 +239,18 @@ def _provenance(v: Any) -> Provenance:
     )
 
 
+def _calibration(v: Any) -> Mapping[str, float]:
+    """Optional (bundles before it have none): output name -> temperature > 0."""
+    d = _obj(v, "calibration")
+    out = {}
+    for name in d:
+        t = _number(d, name, "calibration")
+        if not t > 0:
+            raise ManifestError(f"field 'calibration.{name}' is {t!r}; expected a temperature > 0")
+        out[str(name)] = t
+    return MappingProxyType(out)
+
+
 def parse_manifest(d: Any) -> Manifest:
     """A decoded manifest.json -> Manifest, or ManifestError naming the first bad field."""
     version = check_format(d)
@@ -283,6 +295,7 @@ def parse_manifest(d: Any) -> Manifest:
         export=_export(_get(d, "export", "")),
         provenance=_provenance(_get(d, "provenance", "")),
         quantization=_quantization(_get(d, "quantization", "")),
+        calibration=_calibration(d.get("calibration", {})),
         variants=_variants(d, variant),
     )
     return m

@@ -93,6 +93,8 @@ def render(bundle: Bundle, console: Console) -> None:
         files = {name: f"{g.file} ({g.precision})" for name, g in v.graphs.items()}
         console.print(_kv(f"precision {precision} (--precision {precision})",
                           {**files, **v.quantization.to_dict()}))
+    console.print(_kv("calibration (temperature scaling inside the graphs)",
+                      dict(m.calibration) or {"": "none (uncalibrated checkpoint)"}))
 
 
 @app.command("info")

@@ -67,5 +67,11 @@ class CropIndex:
         return torch.from_numpy(np.stack([self.frame_window(i, k) for i, k in rows]))
 
 
+def to_mid(waves: torch.Tensor) -> torch.Tensor:
+    """(B, 2, n) stereo -> (B, 2, n) with both channels the mid signal (L + R) / 2: what a mono
+    microphone gives once the daemon duplicates its channel (L - R is then silent)."""
+    return waves.mean(dim=1, keepdim=True).expand_as(waves).contiguous()
+
+
 def batched(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]

@@ -2,7 +2,9 @@
 
 ``audio`` (waveform -> probabilities, early-fusion steps), ``encode_frames`` (one frame at a
 time -> feature) and ``head`` (cached frame features + audio outputs -> all probabilities).
-``forward`` is literally their composition, so the split ONNX graphs compute the same thing.
+``forward`` is literally the composition of ``audio_graph``, ``encode_frames`` and ``head_graph``
+(the three ONNX graphs), so the split graphs compute the same thing, calibration included
+(training/model/calibration.py). ``audio`` and ``head`` are the uncalibrated pieces training uses.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from training.config import ModelConfig
 from training.model.audio_branch import AudioBranch
+from training.model.calibration import UNCALIBRATED, Temperatures, temper
 from training.model.fusion import EarlyFusion, LateFusion
 from training.model.visual_branch import VisualBranch
 
@@ -33,6 +36,8 @@ class AVSceneNet(nn.Module):
         self.visual = VisualBranch(cfg)
         self.early = EarlyFusion(cfg)
         self.late = LateFusion(cfg)
+        self.calibration: Temperatures = UNCALIBRATED
+        """Set from the checkpoint; constants of the exported graphs (not in the state_dict)."""
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, H, W, 3) uint8 -> (N, C)."""
@@ -45,11 +50,31 @@ class AVSceneNet(nn.Module):
         early = self.early(audio_steps, frame_features)
         return visual, early, self.late(early, audio_probs, visual)
 
-    def forward(self, wave: torch.Tensor, frames: torch.Tensor) -> BranchOutputs:
-        """wave (B, C, T) float, frames (B, T_v, H, W, 3) uint8."""
-        audio_probs, audio_steps = self.audio(wave)
+    def audio_graph(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The audio graph: (calibrated audio probabilities, early-fusion steps)."""
+        probs, steps = self.audio(wave)
+        return temper(probs, self.calibration.audio), steps
+
+    def head_graph(self, frame_features: torch.Tensor, audio_steps: torch.Tensor,
+                   audio_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The head graph: takes the audio graph's calibrated probabilities, undoes their
+        temperature for late fusion, and returns calibrated (visual, early, final)."""
+        raw_audio = temper(audio_probs, 1.0 / self.calibration.audio)
+        visual, early, final = self.head(frame_features, audio_steps, raw_audio)
+        c = self.calibration
+        return temper(visual, c.visual), temper(early, c.early), temper(final, c.final)
+
+    def forward(self, wave: torch.Tensor, frames: torch.Tensor,
+                calibrated: bool = True) -> BranchOutputs:
+        """wave (B, C, T) float, frames (B, T_v, H, W, 3) uint8. ``calibrated=False``: the raw
+        outputs (what training's losses and the calibration fit see)."""
         frame_features = self.visual.encode(frames)
-        visual, early, final = self.head(frame_features, audio_steps, audio_probs)
+        if not calibrated:
+            audio_probs, audio_steps = self.audio(wave)
+            visual, early, final = self.head(frame_features, audio_steps, audio_probs)
+        else:
+            audio_probs, audio_steps = self.audio_graph(wave)
+            visual, early, final = self.head_graph(frame_features, audio_steps, audio_probs)
         return BranchOutputs(final=final, early=early, audio=audio_probs, visual=visual)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

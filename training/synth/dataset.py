@@ -30,6 +30,7 @@ from training.synth.scenes import (
     render_audio,
     render_video,
     scene_groups,
+    with_side_cue,
 )
 
 log = logging.getLogger(__name__)
@@ -117,15 +118,19 @@ def write_clip_files(
     fps: int = 15,
     sample_rate: int = SYNTH_SAMPLE_RATE_HZ,
     visual_location_rng: np.random.Generator | None = None,
+    side_cue: bool = False,
 ) -> None:
     """Render and write one clip's WAV and mp4.
 
     ``location_rng`` draws the place's parameters (pass generators seeded alike for clips of one
     location), the visual ones from ``visual_location_rng`` when given; ``clip_rng`` draws
-    everything that changes from clip to clip.
+    everything that changes from clip to clip. ``side_cue``: the two classes of an audio group
+    differ in their channels' coherence (scenes.with_side_cue), so L-R carries class information.
     """
     audio_group, visual_group = scene_groups(scene)
     audio_params = draw_audio_params(audio_group, location_rng)
+    if side_cue:
+        audio_params = with_side_cue(audio_params, scene, clip_rng)
     visual_params = draw_visual_params(visual_group, visual_location_rng or location_rng)
     n_samples = round(seconds * sample_rate)
     n_frames = round(seconds * fps)
@@ -169,8 +174,12 @@ def write_synthetic_dataset(
     height: int = 120,
     fps: int = 15,
     sample_rate: int = SYNTH_SAMPLE_RATE_HZ,
+    side_cue: bool = False,
 ) -> SynthDataset:
     """Write a complementary-modality dataset in the TAU layout; returns what was written.
+
+    ``side_cue`` makes the two classes of each audio group differ in their L-R channel (the
+    default set's pairs are identical in sound); the default set is unchanged by the option.
 
     Same seed, same content. The split is by location, stratified per class, so every class is
     in both fold1_train and fold1_evaluate; fold1_test lists the evaluate clips without labels.
@@ -209,6 +218,7 @@ def write_synthetic_dataset(
             fps=fps,
             sample_rate=sample_rate,
             visual_location_rng=visual_rng,
+            side_cue=side_cue,
         )
         clips.append(
             SynthClip(

@@ -16,6 +16,7 @@ clicks and gain changes are nuisances shared by every group.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
@@ -170,6 +171,22 @@ def draw_audio_params(group: int, rng: np.random.Generator) -> AudioParams:
         ild_db=s.ild_db + rng.uniform(-1.0, 1.0),
         coherence=float(np.clip(s.coherence + rng.uniform(-0.1, 0.1), 0.0, 1.0)),
     )
+
+
+SIDE_CUE_COHERENCE: Final[tuple[float, float]] = (0.95, 0.15)
+"""Inter-channel coherence of the first and second class of an audio group under the side cue."""
+SIDE_CUE_JITTER: Final[float] = 0.05
+
+
+def with_side_cue(params: AudioParams, scene: str, rng: np.random.Generator) -> AudioParams:
+    """The location's sound with its coherence set by the scene's place in its audio group.
+
+    The two classes of a group then differ only in how alike the two channels are, a cue that
+    lives in L-R (nearly silent for the first class, loud for the second) and that a mono
+    microphone removes: the synthetic stand-in for what binaural recordings carry."""
+    coherence = SIDE_CUE_COHERENCE[AUDIO_GROUPS[params.group].index(scene)]
+    jitter = rng.uniform(-SIDE_CUE_JITTER, SIDE_CUE_JITTER)
+    return dataclasses.replace(params, coherence=float(np.clip(coherence + jitter, 0.0, 1.0)))
 
 
 def draw_visual_params(group: int, rng: np.random.Generator) -> VisualParams:

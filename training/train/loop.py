@@ -1,5 +1,9 @@
 """One training loop for every step: Adam, reduce-LR-on-plateau on validation loss, early
-stopping on validation accuracy, best weights kept, and a resumable state saved every epoch."""
+stopping on validation accuracy, best weights kept, and a resumable state saved every epoch.
+
+The starting weights are validated before the first epoch and compete with every epoch (the
+history's row ``epoch == -1``): a phase never returns weights worse on validation than those it
+was given (``FitResult.best_epoch == -1`` when it kept them)."""
 
 from __future__ import annotations
 
@@ -38,9 +42,12 @@ class Validation:
 @dataclass
 class FitResult:
     best_epoch: int
+    """-1 when no epoch beat the starting weights (they are what the phase returns)."""
     best: Validation
     epochs_run: int
     stopped_early: bool
+    start: Validation
+    """Validation of the weights the phase started from."""
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -79,8 +86,17 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
         best_epoch, bad_epochs = resume["best_epoch"], resume["bad_epochs"]
         best_state = resume["best_state"]
         history = resume["history"]
+        start = Validation(**resume.get("start", {"loss": math.inf, "accuracy": -math.inf}))
         log.info("%s: resuming at epoch %d (best accuracy %.4f at epoch %d)", spec.name,
                  start_epoch, best_acc, best_epoch)
+    else:
+        # The weights the phase starts from are a candidate like any epoch's: a phase whose
+        # epochs are all worse (a harmful lr, a bad augmentation) hands its start back.
+        spec.module.eval()
+        with torch.no_grad():
+            start = spec.validate()
+        best_acc, best_loss = start.accuracy, start.loss
+        log.info("%s start: val loss %.4f, val acc %.4f", spec.name, start.loss, start.accuracy)
 
     stopped_early = False
     epoch = start_epoch - 1
@@ -117,7 +133,8 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
         save_state({"phase": spec.name, "epoch": epoch, "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "best_accuracy": best_acc,
                     "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                    "best_state": best_state, "history": history})
+                    "best_state": best_state, "history": history,
+                    "start": {"loss": start.loss, "accuracy": start.accuracy}})
         if bad_epochs >= spec.options.early_stop_patience:
             stopped_early = True
             log.info("%s: early stop at epoch %d (no better accuracy for %d epochs)", spec.name,
@@ -125,5 +142,9 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
             break
     spec.module.load_state_dict(best_state)
     spec.module.eval()
+    if best_epoch < 0:
+        log.info("%s: no epoch beat the starting weights (val acc %.4f); kept them", spec.name,
+                 start.accuracy)
     return FitResult(best_epoch=best_epoch, best=Validation(best_loss, best_acc),
-                     epochs_run=epoch + 1, stopped_early=stopped_early, history=history)
+                     epochs_run=epoch + 1, stopped_early=stopped_early, start=start,
+                     history=history)

@@ -13,6 +13,8 @@ from typing import Literal
 
 Step = Literal["audio", "visual", "fusion", "finetune"]
 STEPS: tuple[Step, ...] = ("audio", "visual", "fusion", "finetune")
+MONO_STEPS: tuple[Step, ...] = ("audio", "finetune")
+"""Steps that train the audio branch on waveforms, where ``mono_share`` applies."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class StepOptions:
     unfrozen_epochs: int = 0
     """Visual step only: epochs with the backbone unfrozen after the frozen phase."""
     unfrozen_lr: float = 1e-6
+    mono_share: float = 0.0
+    """Share of training examples fed as mono (both channels the mid signal), in the steps
+    that train the audio branch on waveforms (audio, finetune); 0 is the seed's recipe."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.unfrozen_lr <= 0:
@@ -42,6 +47,8 @@ class StepOptions:
             raise ValueError(
                 f"max_epochs={self.max_epochs}, unfrozen_epochs={self.unfrozen_epochs}; expected >= 0"
             )
+        if not 0 <= self.mono_share <= 1:
+            raise ValueError(f"mono_share={self.mono_share}; expected in [0, 1]")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor={self.plateau_factor}; expected in (0, 1)")
 

@@ -4,17 +4,22 @@ Layout of a run directory:
   <step>.ckpt        the step's best model (complete); a rerun skips a step that has one
   <step>.last.ckpt   the state after the latest epoch, for resuming an interrupted step
   metrics.json       evaluation of the final checkpoint (recipe only)
+
+Selection: every step early-stops and keeps its best epoch on a validation split. By default
+("validation") that is a subset of fold1_train held out by location (training/data/locations.py),
+and fold1_evaluate is only reported on; "evaluate" selects on fold1_evaluate, as the seed did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -22,8 +27,10 @@ from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from training.config import ModelConfig
 from training.data.cache import ClipCache, build_cache
 from training.data.crops import CropIndex
+from training.data.locations import location_of, split_by_location
 from training.data.tau import TauSplit, read_tau_split
 from training.model import AVSceneNet
+from training.model.calibration import UNCALIBRATED
 from training.train.distributed import Runtime, init_runtime
 from training.train.options import STEPS, Step, StepOptions
 from training.train.steps import STEP_FUNCTIONS, StepContext
@@ -31,6 +38,9 @@ from training.train.steps import STEP_FUNCTIONS, StepContext
 log = logging.getLogger(__name__)
 
 FINAL_CHECKPOINT = "finetune.ckpt"
+Selection = Literal["validation", "evaluate"]
+SELECTIONS: tuple[Selection, ...] = ("validation", "evaluate")
+VALIDATION = "validation"
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,13 @@ class RunOptions:
     progress: bool = True
     threads: int = 0
     """torch intra-op threads (0: torch's default, one per core)."""
+    selection: Selection = "validation"
+    """Which split chooses each step's best epoch and early-stops it: "validation" (fold1_train
+    locations held out) or "evaluate" (fold1_evaluate, the seed's protocol)."""
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection={self.selection!r}; expected one of {list(SELECTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -64,24 +81,42 @@ def default_cache_root(data: Path) -> Path:
 
 
 def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate")) -> dict[str, Split]:
-    """Read the fold lists and decode each clip once into the shared cache."""
+    """Read the fold lists and decode each clip once into the shared cache.
+
+    With ``opts.selection == "validation"`` and "train" among the splits, fold1_train is cut by
+    location into "train" and "validation"."""
     root = opts.cache_root or default_cache_root(opts.data)
+    taus = [read_tau_split(opts.data, split, classes=opts.config.classes) for split in splits]
+    if opts.selection == VALIDATION and "train" in splits:
+        full = taus[splits.index("train")]
+        cut = split_by_location(full.rows, seed=opts.seed)
+        log.info("validation split: %d clips at locations %s held out of fold1_train's %d",
+                 len(cut.validation), ", ".join(cut.validation_locations), len(full.rows))
+        taus[splits.index("train")] = dataclasses.replace(full, rows=cut.train)
+        taus.append(TauSplit(VALIDATION, full.csv_path, cut.validation, full.report))
     out: dict[str, Split] = {}
-    for split in splits:
-        tau = read_tau_split(opts.data, split, classes=opts.config.classes)
+    for tau in taus:
         cache = build_cache(tau.rows, root, opts.config.sample_rate, opts.config.frame_size,
                             progress=opts.progress, classes=opts.config.classes)
-        out[split] = Split(tau, cache, CropIndex(cache, opts.config.sample_rate))
+        out[tau.name] = Split(tau, cache, CropIndex(cache, opts.config.sample_rate))
     return out
 
 
+def selection_split(opts: RunOptions) -> str:
+    """The prepared split that chooses checkpoints (and fits the calibration)."""
+    return VALIDATION if opts.selection == VALIDATION else "evaluate"
+
+
 def data_provenance(opts: RunOptions, prepared: dict[str, Split]) -> dict[str, Any]:
-    info: dict[str, Any] = {"root": str(opts.data.resolve())}
+    info: dict[str, Any] = {"root": str(opts.data.resolve()), "selection": opts.selection}
     for split, part in prepared.items():
         tau, cache = part.tau, part.cache
         info[split] = {"csv": str(tau.csv_path), "rows": tau.report.rows,
                        "clips": len(cache.clips), "list_report": tau.report.summary(),
                        "cache_report": cache.report.summary()}
+        if split == VALIDATION:
+            locations = sorted({location_of(c.stem) for c in cache.clips})
+            info[split]["locations"] = locations
     return info
 
 
@@ -123,6 +158,7 @@ def run_step(step: Step, opts: RunOptions, prepared: dict[str, Split], runtime: 
         init = init or (opts.out / f"{prev}.ckpt" if prev else None)
         if init is not None and init.is_file():
             model = load_checkpoint(init).build_model()
+            model.calibration = UNCALIBRATED  # fitted for those weights; refitted after training
             log.info("%s: starting from %s", step, init)
         else:
             if init is not None:
@@ -139,11 +175,13 @@ def run_step(step: Step, opts: RunOptions, prepared: dict[str, Split], runtime: 
             save_checkpoint(last, Checkpoint(opts.config, _cpu_state(model), step, {}, provenance, state))
 
     ctx = StepContext(cfg=opts.config, train=prepared["train"].index,
-                      val=prepared["evaluate"].index, runtime=runtime, seed=opts.seed,
+                      val=prepared[selection_split(opts)].index, runtime=runtime, seed=opts.seed,
                       save_state=save_state, resume=resume)
     t0 = time.perf_counter()
     results = STEP_FUNCTIONS[step](model, ctx, opts.steps[step])
-    metrics = {"phases": [{"best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
+    metrics = {"selection": opts.selection,
+               "phases": [{"best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
+                           "start_accuracy": r.start.accuracy, "start_loss": r.start.loss,
                            "val_accuracy": r.best.accuracy, "val_loss": r.best.loss,
                            "stopped_early": r.stopped_early} for r in results],
                "seconds": time.perf_counter() - t0}
@@ -161,21 +199,34 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, Any]:
-    from training.evaluate import evaluate_model
+    """The steps, then temperature scaling fitted on the selection split, then the evaluation
+    of the calibrated final checkpoint on fold1_evaluate (OUT/metrics.json)."""
+    from training.calibrate import fit_temperatures
+    from training.evaluate import evaluate_model, predict
 
     runtime = init_runtime(opts.device, opts.threads)
     opts.out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(opts)
     t0 = time.perf_counter()
     ckpt = None
+    step_metrics: dict[str, Any] = {}
     for step in steps:
         log.info("recipe: step %s", step)
         ckpt = run_step(step, opts, prepared, runtime)
+        step_metrics[step] = ckpt.metrics.get("phases", [])
     if ckpt is None:
         raise ValueError("no steps to run; expected at least one of " + ", ".join(STEPS))
     model = ckpt.build_model().to(runtime.device)
+    fit_split = selection_split(opts)
+    rows, raw = predict(model, prepared[fit_split].index, runtime.device, calibrated=False)
+    model.calibration = fit_temperatures(raw, prepared[fit_split].index.label_of[rows[:, 0]])
+    ckpt.calibration = model.calibration.to_dict()
     result = evaluate_model(model, prepared["evaluate"].index, runtime.device)
     metrics = result.metrics()
+    metrics["selection"] = opts.selection
+    metrics["calibration"] = {"split": fit_split, "segments": int(len(rows)),
+                              "temperatures": ckpt.calibration}
+    metrics["steps"] = step_metrics
     metrics["train_seconds"] = time.perf_counter() - t0
     metrics["config"] = opts.config.to_dict()
     metrics["data"] = data_provenance(opts, prepared)
@@ -183,9 +234,9 @@ def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, A
     if runtime.is_main:
         final = opts.out / f"{steps[-1]}.ckpt"
         ckpt.metrics = {**ckpt.metrics, "evaluation": {k: metrics[k] for k in
-                                                       ("final", "early", "audio", "visual")}}
+                                                       ("final", "early", "audio", "visual")},
+                        "selection": opts.selection, "calibration": metrics["calibration"]}
         save_checkpoint(final, ckpt)
         (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         result.save_confusion(opts.out / "confusion.png")
     return metrics
-

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from training.config import ModelConfig
-from training.data.crops import CropIndex, batched
+from training.data.crops import CropIndex, batched, to_mid
 from training.model import AVSceneNet
 from training.train.distributed import Runtime
 from training.train.loop import Batch, FitResult, FitSpec, Validation, fit, soft_cross_entropy
@@ -164,6 +164,14 @@ def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator)
     return lx * x + (1 - lx) * x[perm], lam[:, None] * y + (1 - lam[:, None]) * y[perm]
 
 
+def _some_mono(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """Each example of the batch, with probability ``share``, as mono (both channels the mid)."""
+    if share <= 0:
+        return x
+    pick = torch.rand(x.shape[0], generator=gen) < share
+    return torch.where(pick[:, None, None], to_mid(x), x)
+
+
 def _epoch_rows(ctx: StepContext, opt: StepOptions, epoch: int) -> np.ndarray:
     """This rank's share of the epoch's random crops."""
     total = len(ctx.train) * opt.crops_per_clip
@@ -190,7 +198,8 @@ def audio_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[Fi
     def batches(epoch: int) -> Iterator[Batch]:
         rows = _epoch_rows(ctx, opt, epoch)
         for b in batched(rows, opt.batch_size):
-            x, y = _mixup(ctx.train.waves(b), one_hot(ctx.train.labels(b), n), opt.mixup_alpha, gen)
+            waves = _some_mono(ctx.train.waves(b), opt.mono_share, gen)
+            x, y = _mixup(waves, one_hot(ctx.train.labels(b), n), opt.mixup_alpha, gen)
             yield x.to(dev), y.to(dev)
 
     spec = FitSpec(
@@ -293,26 +302,38 @@ class _FinetuneLoss(nn.Module):
         self.model = model
 
     def forward(self, wave: torch.Tensor, frames: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return sum(soft_cross_entropy(p, target) for p in self.model(wave, frames))  # type: ignore[return-value]
+        outputs = self.model(wave, frames, calibrated=False)
+        return sum(soft_cross_entropy(p, target) for p in outputs)  # type: ignore[return-value]
+
+
+def batch_norms(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 def finetune_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[FitResult]:
+    """Everything trains, but batch-norm layers keep their running statistics (eval mode):
+    late fusion was fitted on the audio branch's outputs under those statistics, and train-mode
+    passes would re-estimate them from clean (not mixup) batches, shifting every audio output
+    the fusion layers rely on (issue 10: one epoch at lr 1e-5 cost 9 points that way)."""
     dev, n = ctx.runtime.device, ctx.cfg.n_classes
     set_trainable(model, True)
     net = ctx.runtime.wrap(_FinetuneLoss(model))
+    gen = torch.Generator().manual_seed(ctx.seed)
 
     def batches(epoch: int) -> Iterator[Batch]:
         rows = _epoch_rows(ctx, opt, epoch)
         for b in batched(rows, opt.batch_size):
-            yield (ctx.train.waves(b).to(dev), ctx.train.frames(b).to(dev),
+            waves = _some_mono(ctx.train.waves(b), opt.mono_share, gen)
+            yield (waves.to(dev), ctx.train.frames(b).to(dev),
                    one_hot(ctx.train.labels(b), n).to(dev))
 
     spec = FitSpec(
         name="finetune", module=model, params=trainable(model), batches=batches,
         loss=lambda b: net(*b),
         validate=lambda: _validate(
-            ctx.val, lambda r: model(ctx.val.waves(r).to(dev), ctx.val.frames(r).to(dev)).final, n, 32),
-        options=opt, lr=opt.lr, max_epochs=opt.max_epochs)
+            ctx.val, lambda r: model(ctx.val.waves(r).to(dev), ctx.val.frames(r).to(dev),
+                                     calibrated=False).final, n, 32),
+        options=opt, lr=opt.lr, max_epochs=opt.max_epochs, frozen=batch_norms(model))
     return [_phase(ctx, spec)]
 
 
