@@ -22,7 +22,7 @@ from avstream.truth import read_truth_csv, score_timeline
 @app.command()
 def demo(
     cache_dir: Annotated[Path | None, typer.Option(
-        help="Where the demo model and recording are kept (default ~/.cache/avstream/demo-v1).")] = None,
+        help="Where the demo model and recording are kept (default ~/.cache/avstream/demo-v2).")] = None,
     rebuild: Annotated[bool, typer.Option(help="Build again even if a finished build exists.")] = False,
     realtime: Annotated[bool, typer.Option(
         "--realtime/--fast", help="Replay at the wall-clock pace (default) or as fast as possible.")] = True,
