@@ -124,6 +124,10 @@ def test_broker_gone_and_back(broker: Broker) -> None:
     sink.start(run_info())
     wait_connected(sink)
     sink.hop(hop_record(0, "park"))
+    deadline = time.monotonic() + 10
+    while sink.stats.of("mqtt")["published"] < 4:  # discovery, online, park's state and hop
+        assert time.monotonic() < deadline, sink.stats.of("mqtt")
+        time.sleep(0.02)
     broker.kill()
     deadline = time.monotonic() + 10
     while sink.stats.of("mqtt")["disconnects"] < 1:  # what was sent before this is in flight
