@@ -137,7 +137,6 @@ class Pipeline:
         latency.update(result.latency_ms)
         if self.clock is not None:
             latency["lag"] = (self.clock.now() - w.window.t_end) * 1e3
-        c.frames_encoded = self.features.encoded
         seqs = frozenset(f.seq for f in w.frames) if w.frames is not None else frozenset()
         self.reporter.hop(w.window.index, w.window.t_end, w.modalities, seqs, result.probs,
                           result.branch, latency, taken, complete)

@@ -40,8 +40,9 @@ class Counters:
     frames_sampled: int = 0
     """Frames chosen for a slot and resized (the others are never converted)."""
     frames_encoded: int = 0
-    """Frames run through the ``frame`` graph: each sampled frame once (ahead of its window
-    when pipelined, so a frame no window used may be counted)."""
+    """Frames run through the ``frame`` graph, each sampled frame once: during the run, counted
+    with the first window that uses it (so lines depend on the stream alone); in the summary,
+    every encode, including frames encoded ahead for a window that never ran."""
     frames_skipped: int = 0
     """Frames the source dropped before the pipeline saw them (camera reader kept a newer one)."""
     frames_out_of_order: int = 0

@@ -95,6 +95,9 @@ class Reporter:
         new_frames = len(frame_seqs - self._last_frames)
         self._last_frames = frame_seqs
         c.windows += 1
+        # Counted with the first window that uses the frame, not when the background encoder
+        # ran it: a line's counters then depend on the stream alone (``--fast`` lines repeat).
+        c.frames_encoded += new_frames
         self.timeline.add(t, smoothed.label, modalities)
         record = HopRecord(
             window=window, t=t, label=smoothed.label, confidence=smoothed.confidence,
