@@ -19,7 +19,8 @@ import logging
 import math
 import os
 import platform
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
+
+
+def bench_main(script: str, args: Any, run: Callable[[Any], dict[str, Any]],
+               render: Callable[[dict[str, Any]], str],
+               after: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """The shared ``main()`` of the bench scripts: logging, run, JSON to ``--out``, then JSON or
+    a table on stdout; a user's mistake (AvstreamError) is one line and its exit code."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s", stream=sys.stderr)
+    try:
+        report = run(args)
+    except AvstreamError as e:
+        print(f"{script}: {e}", file=sys.stderr)
+        return e.exit_code
+    text = write_json(report, args.out)
+    if after is not None:
+        after(report)
+    print(text if args.json else render(report))
+    return 0

@@ -32,7 +32,6 @@ if __package__ in (None, ""):  # run as `python bench/latency.py`: make the repo
 import numpy as np  # noqa: E402
 
 from avstream.bundle.loader import load_bundle  # noqa: E402
-from avstream.errors import AvstreamError  # noqa: E402
 from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import CPU, SessionConfig  # noqa: E402
 from avstream.windows import DEFAULT_HOP_MS  # noqa: E402
@@ -41,6 +40,7 @@ from bench.common import (  # noqa: E402
     MODEL_SEED,
     PROVIDER_SHORT,
     PROVIDER_VARIANTS,
+    bench_main,
     bundle_config,
     finite_or_none,
     fmt_ms,
@@ -50,7 +50,6 @@ from bench.common import (  # noqa: E402
     prepare_bundle,
     table,
     timed_providers,
-    write_json,
 )
 from bench.eager import time_torch_eager  # noqa: E402
 from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData, time_daemon_hops  # noqa: E402
@@ -290,20 +289,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(name)s: %(message)s", stream=sys.stderr)
-    try:
-        report = run(args)
-    except AvstreamError as e:
-        print(f"bench/latency.py: {e}", file=sys.stderr)
-        return e.exit_code
-    text = write_json(report, args.out)
-    if args.plot is not None:
-        from bench.plot import plot_hop_latency
 
-        plot_hop_latency(report, args.plot)
-    print(text if args.json else render(report))
-    return 0
+    def plot(report: dict[str, Any]) -> None:
+        if args.plot is not None:
+            from bench.plot import plot_hop_latency
+
+            plot_hop_latency(report, args.plot)
+
+    return bench_main("bench/latency.py", args, run, render, after=plot)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from avstream.buffers import FrameRef  # noqa: E402
 from avstream.bundle import schema  # noqa: E402
 from avstream.bundle.loader import load_bundle  # noqa: E402
 from avstream.clock import WallClock  # noqa: E402
-from avstream.errors import AvstreamError  # noqa: E402
 from avstream.features import FrameFeatures  # noqa: E402
 from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import SessionConfig  # noqa: E402
@@ -53,12 +52,12 @@ from avstream.sources.media_file import MediaFileSource  # noqa: E402
 from avstream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
 from bench.common import (  # noqa: E402
     CONFIG_NAMES,
+    bench_main,
     cache_root,
     finite_or_none,
     load_average,
     machine_info,
     prepare_bundle,
-    write_json,
 )
 
 log = logging.getLogger("bench.stream")
@@ -446,17 +445,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(name)s: %(message)s", stream=sys.stderr)
-    try:
-        report = run(args)
-    except AvstreamError as e:
-        print(f"bench/stream.py: {e}", file=sys.stderr)
-        return e.exit_code
-    text = write_json(report, args.out)
-    print(text if args.json else render(report))
-    return 0
+    return bench_main("bench/stream.py", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,7 @@ if __package__ in (None, ""):  # run as `python bench/streams.py`: make the repo
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from avstream.errors import AvstreamError  # noqa: E402
-from bench.common import load_average, machine_info, prepare_bundle, table, write_json  # noqa: E402
+from bench.common import bench_main, load_average, machine_info, prepare_bundle, table  # noqa: E402
 
 log = logging.getLogger("bench.streams")
 
@@ -361,17 +360,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(name)s: %(message)s", stream=sys.stderr)
-    try:
-        report = run(args)
-    except AvstreamError as e:
-        print(f"bench/streams.py: {e}", file=sys.stderr)
-        return e.exit_code
-    text = write_json(report, args.out)
-    print(text if args.json else render(report))
-    return 0
+    return bench_main("bench/streams.py", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":
