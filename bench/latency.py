@@ -53,7 +53,7 @@ from bench.common import (  # noqa: E402
 )
 from bench.eager import time_torch_eager  # noqa: E402
 from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData, time_daemon_hops  # noqa: E402
-from bench.pipelined import pipelined_keys, time_pipelined_hops  # noqa: E402
+from bench.pipelined import pipelined_keys, time_paced_pair  # noqa: E402
 
 log = logging.getLogger("bench.latency")
 
@@ -73,7 +73,8 @@ class VariantResult:
     frames_encoded_per_hop: float
     hop_samples_ms: list[float]
     pipelined: dict[str, Any] | None = None
-    """The same variant at live pace with the frame encoder pipelined (bench/pipelined.py)."""
+    """The same variant at live pace with the frame encoder pipelined, and (its ``synchronous``)
+    without, in alternating rounds (bench/pipelined.py)."""
 
     @property
     def label(self) -> str:
@@ -116,8 +117,8 @@ def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
     paced = None
     if pipelined:
         data = HopData.make(engine.format.sample_rate, engine.format.channels, DEFAULT_HOP_MS)
-        paced = time_pipelined_hops(engine, data, iters, warmup, DEFAULT_HOP_MS,
-                                    (CAMERA_WIDTH, CAMERA_HEIGHT))
+        paced = time_paced_pair(engine, data, iters, warmup, DEFAULT_HOP_MS,
+                                (CAMERA_WIDTH, CAMERA_HEIGHT))
     opts_threads = engine.frame.session.get_session_options().intra_op_num_threads
     return VariantResult(
         provider=provider, variant=bundle.variant, bundle=str(bundle_dir),
@@ -251,7 +252,8 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"{PROVIDER_SHORT.get(v['provider'], v['provider'])} {v['variant']} "
                          f"pipelined at live pace: delay p50 {fmt_ms(d['p50'])} ms, p99 "
                          f"{fmt_ms(d['p99'])} ms; CPU s per stream s {pv['rtf_cpu']} "
-                         f"(synchronous {v['rtf_cpu']})")
+                         f"(synchronous at the same pace {pv['synchronous']['rtf_cpu']}, "
+                         f"fed as fast as it runs {v['rtf_cpu']})")
     lines.append(f"hop p50 {fmt_ms(report['hop_p50_ms'])} ms, p99 {fmt_ms(report['hop_p99_ms'])} "
                  f"ms ({report['primary']}); int8 hop p50 {fmt_ms(report['int8_hop_p50_ms'])} ms; "
                  f"torch eager / ORT: {'-' if ratio is None else f'{ratio:.2f}x'}")

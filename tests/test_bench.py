@@ -62,6 +62,9 @@ def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None
         paced = v["pipelined"]
         assert paced["stages_ms"]["delay"]["n"] == 5 and paced["hops_dropped"] == 0
         assert paced["frames_encoded_ahead"] >= 5
+        # ... compared with the synchronous pipeline at the same pace, in alternating rounds.
+        assert _is_number(paced["synchronous"]["rtf_cpu"])
+        assert len(paced["rtf_cpu_by_round"]) == len(paced["synchronous"]["rtf_cpu_by_round"])
     assert report["machine"]["cpu_model"]
     assert "CPUExecutionProvider" in report["machine"]["providers_available"]
     assert png.read_bytes()[:8] == PNG_MAGIC
