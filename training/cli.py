@@ -129,6 +129,8 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
           mixup: Annotated[float | None, typer.Option(help="mixup alpha")] = None,
           crops_per_clip: int | None = None,
           unfrozen_epochs: int | None = None, unfrozen_lr: float | None = None,
+          frame_jitter: Annotated[float | None, typer.Option(
+              help="visual step, unfrozen phase: brightness/contrast/saturation jitter share")] = None,
           select_on: SelectOpt = "validation", mono_share: MonoOpt = None) -> None:
     """Run one step of the recipe (defaults: the seed's hyper-parameters for that step)."""
     from training.train.distributed import init_runtime
@@ -139,7 +141,8 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
     overrides = {step: {"lr": lr, "batch_size": batch_size, "max_epochs": epochs,
                         "early_stop_patience": patience, "mixup_alpha": mixup,
                         "crops_per_clip": crops_per_clip, "unfrozen_epochs": unfrozen_epochs,
-                        "unfrozen_lr": unfrozen_lr, "mono_share": mono_share}}
+                        "unfrozen_lr": unfrozen_lr, "frame_jitter": frame_jitter,
+                        "mono_share": mono_share}}
     opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides, threads,
                         select_on)
     runtime = init_runtime(device, threads)

@@ -73,5 +73,30 @@ def to_mid(waves: torch.Tensor) -> torch.Tensor:
     return waves.mean(dim=1, keepdim=True).expand_as(waves).contiguous()
 
 
+def jitter_frames(frames: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 -> float in [0, 255]: each example's saturation, contrast and
+    brightness scaled by factors drawn from [1 - strength, 1 + strength] (the same for its T
+    frames, as one camera's exposure), hue untouched. A recording place's light and camera are
+    nuisances; with a few places per class a branch otherwise learns them instead of the scene.
+
+    All three act as in HSV: saturation scales each pixel's distance below its value (the
+    largest channel), contrast scales the value's distance from the example's mean value, and
+    brightness scales the value. ``strength`` 0 returns the frames as they are."""
+    if strength <= 0:
+        return frames
+    x = frames.float()
+    b = x.shape[0]
+
+    def factor() -> torch.Tensor:
+        return (1 + strength * (2 * torch.rand(b, generator=gen) - 1)).view(b, 1, 1, 1, 1)
+
+    value = x.amax(dim=-1, keepdim=True)
+    x = (value - factor() * (value - x)).clamp(min=0.0)  # saturation
+    mean = value.mean(dim=(1, 2, 3, 4), keepdim=True)
+    new_value = (mean + factor() * (value - mean)).clamp(min=0.0)  # contrast
+    x = x * (new_value / value.clamp(min=1.0))
+    return (factor() * x).clamp(0.0, 255.0)  # brightness
+
+
 def batched(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]

@@ -32,6 +32,9 @@ class StepOptions:
     unfrozen_epochs: int = 0
     """Visual step only: epochs with the backbone unfrozen after the frozen phase."""
     unfrozen_lr: float = 1e-6
+    frame_jitter: float = 0.0
+    """Visual step, unfrozen phase: each training example's brightness, contrast and
+    saturation scaled by up to this share (0: none, the seed's recipe)."""
     mono_share: float = 0.0
     """Share of training examples fed as mono (both channels the mid signal), in the steps
     that train the audio branch on waveforms (audio, finetune); 0 is the seed's recipe."""
@@ -47,6 +50,8 @@ class StepOptions:
             raise ValueError(
                 f"max_epochs={self.max_epochs}, unfrozen_epochs={self.unfrozen_epochs}; expected >= 0"
             )
+        if not 0 <= self.frame_jitter < 1:
+            raise ValueError(f"frame_jitter={self.frame_jitter}; expected in [0, 1)")
         if not 0 <= self.mono_share <= 1:
             raise ValueError(f"mono_share={self.mono_share}; expected in [0, 1]")
         if not 0 < self.plateau_factor < 1:
@@ -70,9 +75,12 @@ PAPER_RECIPE: dict[Step, StepOptions] = {
 SMALL_RECIPE: dict[Step, StepOptions] = {
     "audio": PAPER_RECIPE["audio"].replace(max_epochs=25, early_stop_patience=10,
                                            plateau_patience=5, crops_per_clip=6),
+    # The backbone has no pre-trained weights here: it must learn in the unfrozen phase, and with
+    # a few recording places per class only the light jitter keeps it from learning the places.
     "visual": PAPER_RECIPE["visual"].replace(lr=3e-3, max_epochs=40, early_stop_patience=15,
                                              plateau_patience=5, crops_per_clip=6,
-                                             unfrozen_epochs=4, unfrozen_lr=1e-3),
+                                             unfrozen_epochs=30, unfrozen_lr=3e-4,
+                                             frame_jitter=0.5),
     # The late-fusion dense sees probabilities in [0, 1]: it needs large weights to become
     # confident, so a short run needs a high rate and patience past the first accuracy plateau.
     "fusion": PAPER_RECIPE["fusion"].replace(lr=1e-2, max_epochs=100, early_stop_patience=30,

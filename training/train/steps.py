@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from training.config import ModelConfig
-from training.data.crops import CropIndex, batched, to_mid
+from training.data.crops import CropIndex, batched, jitter_frames, to_mid
 from training.model import AVSceneNet
 from training.train.distributed import Runtime
 from training.train.loop import Batch, FitResult, FitSpec, Validation, fit, soft_cross_entropy
@@ -236,11 +236,13 @@ def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
     if opt.unfrozen_epochs > 0:
         set_trainable(model.visual, True)
         net = ctx.runtime.wrap(model.visual)
+        gen = torch.Generator().manual_seed(ctx.seed)
 
         def batches_unfrozen(epoch: int) -> Iterator[Batch]:
             rows = _epoch_rows(ctx, opt, epoch)
             for b in batched(rows, opt.batch_size):
-                yield ctx.train.frames(b).to(dev), one_hot(ctx.train.labels(b), n).to(dev)
+                frames = jitter_frames(ctx.train.frames(b), opt.frame_jitter, gen)
+                yield frames.to(dev), one_hot(ctx.train.labels(b), n).to(dev)
 
         spec = FitSpec(
             name="visual_unfrozen", module=model.visual, params=trainable(model.visual),
