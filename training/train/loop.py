@@ -1,9 +1,11 @@
 """One training loop for every step: Adam, reduce-LR-on-plateau on validation loss, early
-stopping on validation accuracy, best weights kept, and a resumable state saved every epoch.
+stopping when no epoch is better, best weights kept, and a resumable state saved every epoch.
 
-The starting weights are validated before the first epoch and compete with every epoch (the
-history's row ``epoch == -1``): a phase never returns weights worse on validation than those it
-was given (``FitResult.best_epoch == -1`` when it kept them)."""
+"Better" is the step's ``select_by``: the seed's rule, ``accuracy`` (validation accuracy, loss
+breaking ties), or ``loss`` (lower validation loss among epochs at least as accurate as the
+starting weights). The starting weights are validated before the first epoch and compete with
+every epoch: a phase never returns weights less accurate on validation than those it was given
+(``FitResult.best_epoch == -1`` when it kept them)."""
 
 from __future__ import annotations
 
@@ -70,6 +72,13 @@ class FitSpec:
     """Sub-modules kept in eval() during training (frozen BN statistics and dropout)."""
 
 
+def better(val: Validation, best: Validation, start: Validation, select_by: str) -> bool:
+    """Whether an epoch's validation beats the best so far (see the module docstring)."""
+    if select_by == "loss":
+        return val.loss < best.loss and val.accuracy >= start.accuracy
+    return val.accuracy > best.accuracy or (val.accuracy == best.accuracy and val.loss < best.loss)
+
+
 def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None],
         resume: dict[str, Any] | None = None) -> FitResult:
     opt = torch.optim.Adam(spec.params, lr=spec.lr)
@@ -118,8 +127,7 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
         with torch.no_grad():
             val = spec.validate()
         sched.step(val.loss)
-        improved = val.accuracy > best_acc or (val.accuracy == best_acc and val.loss < best_loss)
-        if improved:
+        if better(val, Validation(best_loss, best_acc), start, spec.options.select_by):
             best_acc, best_loss, best_epoch, bad_epochs = val.accuracy, val.loss, epoch, 0
             best_state = copy.deepcopy(spec.module.state_dict())
         else:
@@ -137,8 +145,8 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
                     "start": {"loss": start.loss, "accuracy": start.accuracy}})
         if bad_epochs >= spec.options.early_stop_patience:
             stopped_early = True
-            log.info("%s: early stop at epoch %d (no better accuracy for %d epochs)", spec.name,
-                     epoch, bad_epochs)
+            log.info("%s: early stop at epoch %d (no better %s for %d epochs)", spec.name,
+                     epoch, spec.options.select_by, bad_epochs)
             break
     spec.module.load_state_dict(best_state)
     spec.module.eval()
