@@ -47,7 +47,7 @@ from avstream.sources.media_file import MediaFileSource  # noqa: E402
 from avstream.sources.paced import PacedSource  # noqa: E402
 from avstream.truth import Interval, read_truth_csv, score_timeline  # noqa: E402
 from bench.common import load_average, machine_info, write_json  # noqa: E402
-from bench.stream import PeakRss, ProgressSink, rss_growth  # noqa: E402
+from bench.memory import PeakRss, ProgressSink, rss_growth  # noqa: E402
 
 log = logging.getLogger("bench.soak")
 

@@ -62,7 +62,7 @@ def test_one_bundle_carries_each_precision_with_its_measured_agreement(two_preci
 
 
 def test_the_daemon_says_which_precision_ran(two_precisions: Path, tmp_path: Path) -> None:
-    from test_replay import write_media
+    from replay_helpers import write_media
 
     clip = write_media(tmp_path / "p.mp4", seconds=1.4)
     runs = {}

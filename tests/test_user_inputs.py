@@ -66,7 +66,7 @@ def test_a_sideways_phone_video_is_turned_upright(tmp_path: Path, rotation: int)
 
 
 def test_a_file_shorter_than_one_window_says_so(tiny_bundle: Path, tmp_path: Path) -> None:
-    from test_replay import write_media
+    from replay_helpers import write_media
 
     clip = write_media(tmp_path / "short.mp4", seconds=0.6)
     r = subprocess.run([sys.executable, "-m", "avstream", "replay", str(clip), "--model",

@@ -15,15 +15,11 @@ process building the same cache waits on the lock, then finds the work done.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -36,6 +32,7 @@ from avstream.media.audio import read_audio_file
 from avstream.media.decode import decode_video_frames
 from avstream.scenes import SCENES
 from avstream.timebase import VIDEO_FPS
+from training.data.files import locked, save_npy_atomic, write_json_atomic
 from training.data.tau import (
     MISSING_AUDIO,
     MISSING_VIDEO,
@@ -136,48 +133,6 @@ def _source_signature(row: ClipRow) -> list[int]:
     return [a.st_size, a.st_mtime_ns, v.st_size, v.st_mtime_ns]
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=0, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _locked(directory: Path) -> Iterator[bool]:
-    """Hold an exclusive flock on the cache; yields False when the folder is read-only."""
-    try:
-        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        log.info("cache %s is not writable (%s): using it read-only", directory, e)
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("cache %s is being built by another process: waiting for it", directory)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield True
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 # ----------------------------------------------------------------------------- one clip
 
 
@@ -215,8 +170,8 @@ def _cache_one(row: ClipRow, directory: Path, sample_rate: int, frame_size: int)
     if samples.shape[1] < n:  # within LENGTH_TOLERANCE_S of a whole second: pad the rounding
         samples = np.pad(samples, ((0, 0), (0, n - samples.shape[1])))
     frames = video.frames[: seconds * VIDEO_FPS]
-    _save_atomic(_audio_file(directory, row.stem), samples.astype(AUDIO_DTYPE))
-    _save_atomic(_frames_file(directory, row.stem), np.ascontiguousarray(frames))
+    save_npy_atomic(_audio_file(directory, row.stem), samples.astype(AUDIO_DTYPE))
+    save_npy_atomic(_frames_file(directory, row.stem), np.ascontiguousarray(frames))
     return _Outcome(row.stem, seconds, corrupt_packets=corrupt)
 
 
@@ -321,7 +276,7 @@ def build_cache(
         else:
             present.append(r)
     rows = present
-    with _locked(directory) as writable:
+    with locked(directory, LOCK_NAME) as writable:
         index = _load_index(directory, sample_rate, frame_size)
         signatures = {r.stem: _source_signature(r) for r in rows}
         todo = [
@@ -397,9 +352,9 @@ def _run(
                 }
             bar.update(1)
             if done % INDEX_FLUSH_EVERY == 0:
-                _write_json_atomic(directory / INDEX_NAME, index)
+                write_json_atomic(directory / INDEX_NAME, index)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         bar.close()
-        _write_json_atomic(directory / INDEX_NAME, index)
+        write_json_atomic(directory / INDEX_NAME, index)
