@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.train.options import StepOptions
+from training.train.options import SelectBy, StepOptions
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class FitSpec:
     """Sub-modules kept in eval() during training (frozen BN statistics and dropout)."""
 
 
-def better(val: Validation, best: Validation, start: Validation, select_by: str) -> bool:
+def better(val: Validation, best: Validation, start: Validation, select_by: SelectBy) -> bool:
     """Whether an epoch's validation beats the best so far (see the module docstring)."""
     if select_by == "loss":
         return val.loss < best.loss and val.accuracy >= start.accuracy
