@@ -46,7 +46,7 @@ from avstream.sources.base import (  # noqa: E402
 from avstream.sources.media_file import MediaFileSource  # noqa: E402
 from avstream.sources.paced import PacedSource  # noqa: E402
 from avstream.truth import Interval, read_truth_csv, score_timeline  # noqa: E402
-from bench.common import load_average, machine_info, write_json  # noqa: E402
+from bench.common import bench_main, load_average, machine_info  # noqa: E402
 from bench.memory import PeakRss, ProgressSink, rss_growth  # noqa: E402
 
 log = logging.getLogger("bench.soak")
@@ -184,6 +184,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def render(report: dict[str, Any]) -> str:
+    return (f"{report['minutes']:g} min at live pace: {report['windows']} windows, "
+            f"{report['hops_dropped']} hops dropped, {report['windows_late_media']} late; RSS "
+            f"{report['rss_first_mb']} -> {report['rss_last_mb']} MB "
+            f"({report['rss_growth_pct']} %); camera {report['camera_recovered']}/"
+            f"{report['camera_losses']} recovered; accuracy {report['accuracy']:.1%}, "
+            f"{report['changes_shown']}/{report['changes']} changes shown (max "
+            f"{report['change_delay_max_s']} s)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=DEFAULT_MINUTES)
@@ -197,25 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    try:
-        report = run(args)
-    except AvstreamError as e:
-        print(f"bench/soak.py: {e}", file=sys.stderr)
-        return e.exit_code
-    text = write_json(report, args.out)
-    if args.json:
-        print(text)
-    else:
-        print(f"{report['minutes']:g} min at live pace: {report['windows']} windows, "
-              f"{report['hops_dropped']} hops dropped, {report['windows_late_media']} late; RSS "
-              f"{report['rss_first_mb']} -> {report['rss_last_mb']} MB "
-              f"({report['rss_growth_pct']} %); camera {report['camera_recovered']}/"
-              f"{report['camera_losses']} recovered; accuracy {report['accuracy']:.1%}, "
-              f"{report['changes_shown']}/{report['changes']} changes shown (max "
-              f"{report['change_delay_max_s']} s)")
-    return 0
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return bench_main("bench/soak.py", ap.parse_args(argv), run, render)
 
 
 if __name__ == "__main__":
