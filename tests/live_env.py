@@ -169,6 +169,9 @@ def start_pulse(root: Path) -> PulseServer:
     script = root / "null-sink.pa"
     script.write_text(PULSE_SCRIPT.format(socket=socket_path))
     (root / "client.conf").write_text("autospawn = no\n")
+    # A server of ours killed before may linger as an unreaped zombie (the VM's init does not
+    # reap), which PulseAudio's pid-file check takes for a live daemon: start from no pid file.
+    (root / "runtime" / "pid").unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(
         PULSE_RUNTIME_PATH=str(root / "runtime"),
@@ -308,24 +311,21 @@ class Daemon:
         return False
 
     def wait_for_stdout(self, needle: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if needle in self.stdout_text():
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        return needle in self.stdout_text()
+        return self.wait_for_stdout_count(needle, 1, timeout_s)
 
     def wait_for_lines(self, n: int, timeout_s: float) -> bool:
+        return self.wait_for_stdout_count("\n", n, timeout_s)
+
+    def wait_for_stdout_count(self, needle: str, n: int, timeout_s: float) -> bool:
+        """Until stdout holds ``needle`` at least ``n`` times (False if the daemon ends first)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.stdout_text().count("\n") >= n:
+            if self.stdout_text().count(needle) >= n:
                 return True
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        return self.stdout_text().count("\n") >= n
+        return self.stdout_text().count(needle) >= n
 
 
 def start_daemon(args: list[str], env: dict[str, str], workdir: Path, max_seconds: float) -> Daemon:

@@ -33,6 +33,7 @@ from live_env import (
     require_camera_stack,
     serve_camera,
     start_daemon,
+    start_pulse,
     terminate,
     write_wav_from_media,
 )
@@ -46,6 +47,8 @@ PULSE_DEVICE = "pulse"
 FUSED_JSON = '"modalities":["audio","video"]'  # as the JSON lines spell it
 VIDEO_ONLY_JSON = '"modalities":["video"]'
 VIDEO_ONLY_WAIT_S = 10.0
+# The microphone's reconnect backoff (<= 4 s) + an open + the first full window of new audio.
+MIC_BACK_WITHIN_S = 15.0
 AUDIO = ["audio"]
 VIDEO = ["video"]
 FUSED = ["audio", "video"]
@@ -215,21 +218,25 @@ def own_pulse(tmp_path: Path) -> Iterator[PulseServer]:
 
 
 @pytest.mark.live
-def test_live_goes_video_only_when_the_microphone_dies_and_stops_on_sigint(
+def test_live_goes_video_only_when_the_microphone_dies_hears_again_when_it_returns(
     own_pulse: PulseServer,
     trained_bundle: Path,
     synth_stream: tuple[Path, Path],
     stream_wav: Path,
     tmp_path: Path,
 ) -> None:
+    """The sound server is killed (the microphone fails), then started again on the same socket:
+    the daemon goes video-only, reopens the same device by itself with its backoff, and fuses
+    again; SIGINT then stops it cleanly."""
     require_camera_stack()
     mp4, _ = synth_stream
     port = free_udp_port()
     procs = []
     daemon: Daemon | None = None
+    back: PulseServer | None = None
     try:
-        procs.append(serve_camera(mp4, port, max_seconds=30))
-        procs.append(play(own_pulse, stream_wav, max_seconds=30))
+        procs.append(serve_camera(mp4, port, max_seconds=40))
+        procs.append(play(own_pulse, stream_wav, max_seconds=40))
         daemon = start_daemon(
             ["--model", str(trained_bundle), "--mic", PULSE_DEVICE, "--camera", camera_url(port),
              "--jsonl", "-",
@@ -239,12 +246,23 @@ def test_live_goes_video_only_when_the_microphone_dies_and_stops_on_sigint(
         assert daemon.wait_for_stdout(FUSED_JSON, DAEMON_START_S), daemon.stderr_text()[-3000:]
         own_pulse.kill()  # the sound server vanishes: the microphone fails
         t_kill = time.monotonic() - origin
-        daemon.wait_for_stdout(VIDEO_ONLY_JSON, VIDEO_ONLY_WAIT_S)
+        assert daemon.wait_for_stdout(VIDEO_ONLY_JSON, VIDEO_ONLY_WAIT_S), \
+            daemon.stderr_text()[-3000:]
         time.sleep(1.0)  # a few video-only windows
+        back = start_pulse(own_pulse.root)  # the same socket, a new server
+        t_back = time.monotonic() - origin
+        procs.append(play(back, stream_wav, max_seconds=30))
+        assert daemon.wait_for_stderr("microphone delivers audio again", MIC_BACK_WITHIN_S), \
+            daemon.stderr_text()[-3000:]
+        fused_before = daemon.stdout_text().count(FUSED_JSON)
+        assert daemon.wait_for_stdout_count(FUSED_JSON, fused_before + 1, MIC_BACK_WITHIN_S), \
+            daemon.stderr_text()[-3000:]
         rc = terminate(daemon, signal.SIGINT)
     finally:
         for p in procs:
             kill_group(p)
+        if back is not None:
+            back.kill()
         if daemon is not None:
             kill_group(daemon.proc)
 
@@ -252,11 +270,12 @@ def test_live_goes_video_only_when_the_microphone_dies_and_stops_on_sigint(
     assert rc == EXIT_OK, stderr[-3000:]
     records = parse_jsonl(daemon.stdout_text())
     assert any(r["modalities"] == FUSED for r in records if r["t"] <= t_kill)
-    video_only = [r for r in records if r["t"] > t_kill and r["modalities"] == VIDEO]
+    video_only = [r for r in records if t_kill < r["t"] <= t_back and r["modalities"] == VIDEO]
     assert video_only, [(r["t"], r["modalities"]) for r in records]
     assert all(r["branch"] == "visual" for r in video_only)
-    assert records[-1]["modalities"] == VIDEO
+    assert records[-1]["modalities"] == FUSED, [(r["t"], r["modalities"]) for r in records]
     assert "audio lost" in stderr, stderr[-3000:]  # said on stderr as well as in every line
+    assert stderr.count("audio lost") == 1, stderr[-3000:]  # logged once
     assert "summary:" in stderr and "stop request" in stderr
 
 
