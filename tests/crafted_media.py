@@ -31,11 +31,16 @@ def _tone(n: int, start: int, channels: int, rate: int, seed: int) -> np.ndarray
 
 def write_crafted(path: Path, audio: Sequence[tuple[float, float]] = (),
                   frames: Sequence[float] = (), rate: int = AUDIO_RATE_HZ, channels: int = 2,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, video_lead_s: float = 0.0) -> Path:
     """An MKV with PCM audio blocks covering each (start s, seconds) of ``audio`` and one MJPEG
-    frame at each time of ``frames`` (any order, repeats allowed), muxed in time order."""
+    frame at each time of ``frames`` (any order, repeats allowed), muxed in time order, or with
+    every frame written ``video_lead_s`` seconds ahead of the audio of its time (as cameras and
+    muxers with deep encoder queues do; FFmpeg's re-interleaving is turned off for that)."""
     packets: list[tuple[float, int, object]] = []
-    out = av.open(str(path), "w", format="matroska")
+    # max_interleave_delta 1 us: FFmpeg writes packets in the order given instead of holding
+    # them back to interleave by timestamp (its default buffers up to 10 s for that).
+    options = {"max_interleave_delta": "1"} if video_lead_s else {}
+    out = av.open(str(path), "w", format="matroska", container_options=options)
     a_stream = v_stream = None
     if audio:
         a_stream = out.add_stream("pcm_s16le", rate=rate, layout="stereo" if channels == 2 else "mono")
@@ -66,7 +71,7 @@ def write_crafted(path: Path, audio: Sequence[tuple[float, float]] = (),
         for p in v_stream.encode(f):  # intra-only: one packet per frame, at once
             p.time_base = MS
             p.pts = p.dts = round(t * 1000)
-            packets.append((t, 1, p))
+            packets.append((t - video_lead_s, 1, p))
     if a_stream is not None:
         for p in a_stream.encode():
             packets.append((float(p.pts * p.time_base), 0, p))

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+from crafted_media import frame_times, write_crafted
 
 from avstream.driver import drive
 from avstream.pipeline import PipelineConfig
@@ -74,3 +76,30 @@ def test_realtime_replay_of_a_skewed_recording_drops_no_hop(tiny_engine, skewed_
     # Every window ran on both modalities, as in the fast replay, with the same probabilities.
     assert [r.modalities for r in paced.records] == [r.modalities for r in fast.records]
     assert [r.raw_label for r in paced.records] == [r.raw_label for r in fast.records]
+
+
+FAR_LEAD_S = 8.0
+"""Video muxed this far ahead of its audio: more than the frame store holds (window + wait +
+margin), so a source that hands events over in container order overflows it."""
+FAR_SECONDS = 12.0
+FAR_FPS = 5
+
+
+def test_a_recording_with_video_muxed_far_ahead_gives_the_labels_of_an_interleaved_one(
+        tiny_engine, tmp_path: Path) -> None:
+    frames = frame_times(0.0, FAR_SECONDS, FAR_FPS)
+    interleaved = write_crafted(tmp_path / "interleaved.mkv", audio=[(0.0, FAR_SECONDS)],
+                                frames=frames)
+    ahead = write_crafted(tmp_path / "ahead.mkv", audio=[(0.0, FAR_SECONDS)], frames=frames,
+                          video_lead_s=FAR_LEAD_S)
+    assert video_lead_s(ahead) > FAR_LEAD_S - 1.0, "the file lost its skew"
+    assert video_lead_s(interleaved) < 0.5
+    want, got = Records(), Records()
+    drive(MediaFileSource(interleaved), tiny_engine, PipelineConfig(), [want])
+    drive(MediaFileSource(ahead), tiny_engine, PipelineConfig(), [got])
+    c = got.summary.counters
+    assert c.frames_overflowed == 0, f"{c.frames_overflowed} chosen frames evicted"
+    assert len(got.records) == len(want.records) > 0
+    assert [r.modalities for r in got.records] == [r.modalities for r in want.records]
+    assert [r.raw_label for r in got.records] == [r.raw_label for r in want.records]
+    assert all(np.array_equal(g.raw_probs, w.raw_probs) for g, w in zip(got.records, want.records, strict=True))
