@@ -193,7 +193,7 @@ class Source(Protocol):
     - ``info`` is valid as soon as the source is open (a file opens in its constructor).
     - ``events()`` yields ``SourceEvent`` records; within a modality timestamps increase. Audio
       and video may be interleaved with some skew (the pipeline waits a bounded time for the
-      slower one).
+      slower one; ``MediaFileSource`` merges a file's streams by time itself).
     - A live source yields ``Idle`` while nothing arrives, and ends its iterator after
       ``close()``; a file source ends its iterator at the end of the file.
     - ``close()`` releases devices and files; safe to call twice.

@@ -2,7 +2,10 @@
 source of timestamped events.
 
 Timestamps are the container's presentation timestamps, never frame or sample counts, so a
-variable frame rate, dropped frames or a non-zero start stay aligned with the audio. Packets the
+variable frame rate, dropped frames or a non-zero start stay aligned with the audio. Audio and
+video are read through a demuxer each and merged by the time a live device would have delivered
+each event, so a file whose video is muxed seconds ahead of its audio gives the same windows as
+one interleaved by time. Packets the
 decoder refuses are skipped and reported as ``CorruptSkipped``; the stream goes on. Audio is
 handed over at its own rate and channel count, frames at their own size: conversion to the
 model's format happens in the pipeline, exactly as for live capture.
@@ -103,6 +106,14 @@ class MediaFileSource:
         if audio is None:
             self._audio_container = main
             self._audio_stream = main.streams.audio[0] if main.streams.audio else None
+            if self._audio_stream is not None and main.streams.video:
+                # The audio read through a second handle on the same file: events are then
+                # merged by time, whatever the muxer's interleaving (video can be muxed seconds
+                # ahead of its audio; in file order the window would wait for it, or go on
+                # without it).
+                self._audio_container = _open(media, "media file")
+                self._containers.append(self._audio_container)
+                self._audio_stream = self._audio_container.streams.audio[0]
             name = str(media)
         else:
             ac = _open(audio, "audio file")

@@ -5,10 +5,11 @@ Each event is held back until the moment a live device would have delivered it
 does not store events in that order: muxers write each stream in chunks, and common files (the
 demo's among them) put video packets up to ~1.4 s ahead of the audio of the same instant.
 Releasing the demuxed sequence in container order would hold the audio behind a frame that is
-not due yet and then hand it over in a burst, late. So events are merged by their own
-availability time: an event is released once no event still unread can be available before it.
-Within a modality times increase, so that is the case once every modality still delivering has
-shown an event at or after it (its frontier).
+not due yet and then hand it over in a burst, late. ``MediaFileSource`` already hands its events
+over merged by that time (one demuxer per stream); this source does not rely on it, for any other
+inner source: events are merged by their own availability time, an event being released once no
+event still unread can be available before it. Within a modality times increase, so that is the
+case once every modality still delivering has shown an event at or after it (its frontier).
 
 The reordering is bounded: at most ``MAX_REORDER_S`` of stream time and ``MAX_HELD_EVENTS``
 events are held; beyond that the earliest held event is released without waiting for the
