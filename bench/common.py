@@ -266,6 +266,11 @@ def fmt_ms(x: float | int | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def fmt_list(xs: Sequence[float | int | None]) -> str:
+    """Milliseconds per round, one decimal: [14.2, 60.3, -]."""
+    return "[" + ", ".join("-" if x is None else f"{x:.1f}" for x in xs) + "]"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain text table (the benchmark prints for people and for logs alike)."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]

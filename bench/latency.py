@@ -43,6 +43,7 @@ from bench.common import (  # noqa: E402
     bench_main,
     bundle_config,
     finite_or_none,
+    fmt_list,
     fmt_ms,
     load_average,
     machine_info,
@@ -254,6 +255,11 @@ def render(report: dict[str, Any]) -> str:
                          f"{fmt_ms(d['p99'])} ms; CPU s per stream s {pv['rtf_cpu']} "
                          f"(synchronous at the same pace {pv['synchronous']['rtf_cpu']}, "
                          f"fed as fast as it runs {v['rtf_cpu']})")
+            lines.append(f"  by round: delay p99 {fmt_list(pv['delay_p99_by_round'])} ms; "
+                         f"synchronous frame encode p50 "
+                         f"{fmt_list(pv['synchronous']['frame_p50_by_round'])} ms; dropped "
+                         f"pipelined {pv['hops_dropped_by_round']}, synchronous "
+                         f"{pv['synchronous']['hops_dropped_by_round']}")
     lines.append(f"hop p50 {fmt_ms(report['hop_p50_ms'])} ms, p99 {fmt_ms(report['hop_p99_ms'])} "
                  f"ms ({report['primary']}); int8 hop p50 {fmt_ms(report['int8_hop_p50_ms'])} ms; "
                  f"torch eager / ORT: {'-' if ratio is None else f'{ratio:.2f}x'}")

@@ -119,12 +119,22 @@ def time_paced_pair(engine: EngineLike, data: Material, iters: int, warmup: int,
             runs[mode].append(time_pipelined_hops(engine, data, per_round, warmup, hop_ms,
                                                   camera, pipelined=mode))
 
+    def round_p(r: dict[str, Any], stage: str, q: str) -> float | None:
+        v = percentiles(x[stage] for x in r["latency_ms"] if stage in x)[q]
+        return None if v is None else float(v)
+
     def merge(rs: list[dict[str, Any]]) -> dict[str, Any]:
         lat = [x for r in rs for x in r["latency_ms"]]
         return {
             "stages_ms": {k: percentiles(x[k] for x in lat if k in x) for k in PIPELINED_STAGES},
             "rtf_cpu": round(sum(r["cpu_s"] for r in rs) / sum(r["stream_s"] for r in rs), 4),
             "rtf_cpu_by_round": [r["rtf_cpu"] for r in rs],
+            # Per round, so that a slow spell of the machine shows where it fell: the delay's
+            # p99, the frame stage's p50 (synchronous: the encode itself; pipelined: the wait
+            # for it) and the windows dropped.
+            "delay_p99_by_round": [round_p(r, "delay", "p99") for r in rs],
+            "frame_p50_by_round": [round_p(r, "frame", "p50") for r in rs],
+            "hops_dropped_by_round": [r["hops_dropped"] for r in rs],
             "frames_encoded_ahead": sum(r["frames_encoded_ahead"] for r in rs),
             "frames_encoded": sum(r["frames_encoded"] for r in rs),
             "hops_dropped": sum(r["hops_dropped"] for r in rs),

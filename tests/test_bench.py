@@ -65,6 +65,12 @@ def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None
         # ... compared with the synchronous pipeline at the same pace, in alternating rounds.
         assert _is_number(paced["synchronous"]["rtf_cpu"])
         assert len(paced["rtf_cpu_by_round"]) == len(paced["synchronous"]["rtf_cpu_by_round"])
+        # Round by round, so that a slow spell of the machine shows where it fell.
+        rounds = paced["rounds"]
+        for mode in (paced, paced["synchronous"]):
+            assert len(mode["delay_p99_by_round"]) == len(mode["frame_p50_by_round"]) == rounds
+            assert all(_is_number(x) for x in mode["delay_p99_by_round"])
+            assert mode["hops_dropped_by_round"] == [0] * rounds
     assert report["machine"]["cpu_model"]
     assert "CPUExecutionProvider" in report["machine"]["providers_available"]
     assert png.read_bytes()[:8] == PNG_MAGIC
