@@ -121,9 +121,8 @@ class Pipeline:
 
     def _run(self, w: ReadyWindow, complete: float) -> None:
         taken = time.perf_counter()
-        c = self.reporter.counters
         drop, late = self.arrivals.judge(w.window.t_end, complete, taken)
-        c.hops_dropped, c.windows_late_media = c.hops_dropped + drop, c.windows_late_media + late
+        self.reporter.judged(w.window.t_end, drop, late)
         if drop:
             if w.frames is not None:
                 self.features.forget_before(min(f.seq for f in w.frames))

@@ -6,11 +6,13 @@ through the same windows as a fast one; any source, and a modality that comes an
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 from replay_helpers import Collect, replay, write_media
 
 from avstream.driver import drive
@@ -92,19 +94,26 @@ class SlowEngine:
         return self._engine.infer(waveform, features)
 
 
-def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(tiny_engine: Engine,
-                                                                   tmp_path: Path) -> None:
+def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
+        tiny_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clip = write_media(tmp_path / "slow.mp4", seconds=3.0)
     slow = Collect()
-    drive(MediaFileSource(clip), SlowEngine(tiny_engine, 0.45), PipelineConfig(), [slow],
-          realtime=True)
+    with caplog.at_level(logging.WARNING, logger="avstream.outputs.reporter"):
+        drive(MediaFileSource(clip), SlowEngine(tiny_engine, 0.45), PipelineConfig(), [slow],
+              realtime=True)
     c = slow.summary.counters
     assert c.hops_dropped >= 4  # 0.45 s per 0.2-s hop: about every other hop must go
     assert c.windows + c.hops_dropped == 11
     assert max(r.latency_ms["delay"] for r in slow.records) < 450 + 200 + 100
-    fast = replay(tiny_engine, clip, realtime=True)
+    # Said once, with what would help, however many windows go.
+    behind = [r.getMessage() for r in caplog.records if "inference is behind" in r.getMessage()]
+    assert len(behind) == 1 and "--precision int8" in behind[0], behind
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avstream.outputs.reporter"):
+        fast = replay(tiny_engine, clip, realtime=True)
     assert fast.summary.counters.hops_dropped == 0 and len(fast.records) == 11
     assert fast.summary.counters.windows_late_media == 0
+    assert not [r for r in caplog.records if "inference is behind" in r.getMessage()]
 
 
 class ScriptedSource:

@@ -55,12 +55,28 @@ class Reporter:
         self._last_modalities: tuple[str, ...] | None = None
         self._last_frames: frozenset[int] = frozenset()
         self._wall_start = time.monotonic()
+        self._said_behind = False
 
     def start(self, info: RunInfo) -> None:
         self.info = info
         self._wall_start = time.monotonic()
         for sink in self.sinks:
             sink.start(info)
+
+    def judged(self, t: float, drop: bool, late: bool) -> None:
+        """The drop rule's verdict on the window ending at stream time ``t`` (counted); the first
+        drop of a run is also said once on stderr, with what would help: every drop is a label
+        the user does not get, and the counter alone is easy to miss."""
+        c = self.counters
+        c.hops_dropped += drop
+        c.windows_late_media += late
+        if drop and not self._said_behind:
+            self._said_behind = True
+            precision = self.info.precision if self.info is not None else "?"
+            log.warning("inference is behind the stream at %.2f s: windows are being dropped "
+                        "(hops_dropped); this machine does not run the %s model in real time "
+                        "here. A lighter precision (--precision int8 on the CPU), a longer "
+                        "--hop or fewer other jobs on its cores would help", t, precision)
 
     def hop(self, window: int, t: float, modalities: tuple[str, ...], frame_seqs: frozenset[int],
             probs: np.ndarray, branch: str, latency_ms: dict[str, float], taken: float,
