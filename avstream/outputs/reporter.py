@@ -73,10 +73,11 @@ class Reporter:
         if drop and not self._said_behind:
             self._said_behind = True
             precision = self.info.precision if self.info is not None else "?"
-            log.warning("inference is behind the stream at %.2f s: windows are being dropped "
-                        "(hops_dropped); this machine does not run the %s model in real time "
-                        "here. A lighter precision (--precision int8 on the CPU), a longer "
-                        "--hop or fewer other jobs on its cores would help", t, precision)
+            log.warning("inference is behind the stream at %.2f s: a window was dropped "
+                        "(hops_dropped counts them, this is said once). If it goes on, the %s "
+                        "model is too slow for this machine as it is loaded: a lighter precision "
+                        "(--precision int8 on the CPU), a longer --hop or fewer other jobs on "
+                        "its cores would help", t, precision)
 
     def hop(self, window: int, t: float, modalities: tuple[str, ...], frame_seqs: frozenset[int],
             probs: np.ndarray, branch: str, latency_ms: dict[str, float], taken: float,

@@ -5,10 +5,10 @@ Timestamps are the container's presentation timestamps, never frame or sample co
 variable frame rate, dropped frames or a non-zero start stay aligned with the audio. Audio and
 video are read through a demuxer each and merged by the time a live device would have delivered
 each event, so a file whose video is muxed seconds ahead of its audio gives the same windows as
-one interleaved by time. Packets the
-decoder refuses are skipped and reported as ``CorruptSkipped``; the stream goes on. Audio is
-handed over at its own rate and channel count, frames at their own size: conversion to the
-model's format happens in the pipeline, exactly as for live capture.
+one interleaved by time. Packets the decoder refuses are skipped and reported as
+``CorruptSkipped``; the stream goes on. Audio is handed over at its own rate and channel count,
+frames at their own size: conversion to the model's format happens in the pipeline, exactly as
+for live capture.
 """
 
 from __future__ import annotations
