@@ -54,7 +54,7 @@ from bench.common import (  # noqa: E402
 )
 from bench.eager import time_torch_eager  # noqa: E402
 from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData, time_daemon_hops  # noqa: E402
-from bench.pipelined import pipelined_keys, time_paced_pair  # noqa: E402
+from bench.pipelined import PAIRED_ROUNDS, pipelined_keys, time_paced_pair  # noqa: E402
 
 log = logging.getLogger("bench.latency")
 
@@ -107,7 +107,7 @@ def summarise(samples: dict[str, list[float]], frames_per_hop: float, hop_ms: in
 
 
 def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
-                 warmup: int, pipelined: bool = True) -> VariantResult:
+                 warmup: int, pipelined: bool = True, rounds: int = PAIRED_ROUNDS) -> VariantResult:
     bundle = load_bundle(bundle_dir)
     engine = Engine(bundle, SessionConfig(provider=provider, intra_threads=threads))
     ran = {p[0] for p in engine.providers.values()}
@@ -119,7 +119,7 @@ def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
     if pipelined:
         data = HopData.make(engine.format.sample_rate, engine.format.channels, DEFAULT_HOP_MS)
         paced = time_paced_pair(engine, data, iters, warmup, DEFAULT_HOP_MS,
-                                (CAMERA_WIDTH, CAMERA_HEIGHT))
+                                (CAMERA_WIDTH, CAMERA_HEIGHT), rounds)
     opts_threads = engine.frame.session.get_session_options().intra_op_num_threads
     return VariantResult(
         provider=provider, variant=bundle.variant, bundle=str(bundle_dir),
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for provider, path in p.runs:
         log.info("timing %s on %s", path, provider)
         results.append(time_variant(path, provider, threads, args.iters, args.warmup,
-                                    not args.no_pipelined))
+                                    not args.no_pipelined, args.rounds))
     eager = None if args.no_torch else time_torch_eager(p.config, threads, args.iters, args.warmup)
 
     def pick(variant: str) -> VariantResult | None:
@@ -211,7 +211,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": {"source": p.source, "preset": p.config.get("preset"),
                   "frame_size": p.config.get("frame_size"),
                   "sample_rate": p.config.get("sample_rate")},
-        "settings": {"iters": args.iters, "warmup": args.warmup, "hop_ms": DEFAULT_HOP_MS,
+        "settings": {"iters": args.iters, "warmup": args.warmup, "rounds": args.rounds,
+                     "hop_ms": DEFAULT_HOP_MS,
                      "intra_threads": threads, "camera": f"{CAMERA_WIDTH}x{CAMERA_HEIGHT}",
                      "new_frames_per_hop": 1, "batch": 1},
         "variants": [r.to_dict() for r in results],
@@ -284,14 +285,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="timed hops per variant")
     ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed hops first")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager baseline")
+    ap.add_argument("--rounds", type=int, default=PAIRED_ROUNDS,
+                    help="alternating synchronous / pipelined rounds at live pace (the compute "
+                         "comparison; default %(default)s)")
     ap.add_argument("--no-pipelined", action="store_true",
                     help="skip the live-paced pipelined run (delay figures)")
     ap.add_argument("--cache", type=Path, help="bundle cache (default ~/.cache/avstream/bench)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    if args.iters < 1 or args.warmup < 0 or args.threads < 0:
-        ap.error(f"--iters {args.iters}, --warmup {args.warmup}, --threads {args.threads}; "
-                 f"expected iters >= 1, warmup >= 0, threads >= 0")
+    if args.iters < 1 or args.warmup < 0 or args.threads < 0 or args.rounds < 1:
+        ap.error(f"--iters {args.iters}, --warmup {args.warmup}, --threads {args.threads}, "
+                 f"--rounds {args.rounds}; expected iters >= 1, warmup >= 0, threads >= 0, "
+                 f"rounds >= 1")
     return args
 
 
