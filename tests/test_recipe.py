@@ -18,6 +18,9 @@ from training.data.locations import location_of
 from training.data.tau import read_tau_split
 
 OUTPUTS = ("final", "early", "audio", "visual")
+REPEAT_ATOL = 1e-6
+"""Two seeded CPU runs agree to this (float rounding); a different seed trains weights that
+differ by far more."""
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -232,9 +235,14 @@ def test_cpu_runs_are_seeded_and_repeatable(trained_run: Path, synth_dataset: Pa
         assert res.returncode == 0, res.stderr
         states.append(load_checkpoint(out / "fusion.ckpt"))
     a, b = states
-    assert a.train_state["history"][0][-1]["val_loss"] == b.train_state["history"][0][-1]["val_loss"]
+    # Equal up to float rounding: training sets MKL's strict reproducibility mode
+    # (training/__init__.py), but one run of this test without it differed by 1e-8 in a weight,
+    # and a different seed trains weights that differ by far more than REPEAT_ATOL.
+    loss_a = a.train_state["history"][0][-1]["val_loss"]
+    assert loss_a == pytest.approx(b.train_state["history"][0][-1]["val_loss"], rel=1e-6)
     for k in a.state_dict:
-        assert torch.equal(a.state_dict[k], b.state_dict[k]), k
+        torch.testing.assert_close(a.state_dict[k], b.state_dict[k], rtol=0.0, atol=REPEAT_ATOL,
+                                   msg=k)
 
 
 def test_frame_feature_memo_keys_name_the_clips_not_only_the_cache_folder() -> None:
