@@ -84,27 +84,27 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
     opt = torch.optim.Adam(spec.params, lr=spec.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=spec.options.plateau_factor, patience=spec.options.plateau_patience)
-    start_epoch, best_acc, best_loss, best_epoch, bad_epochs = 0, -math.inf, math.inf, -1, 0
+    start_epoch, best_epoch, bad_epochs = 0, -1, 0
     best_state = copy.deepcopy(spec.module.state_dict())
     history: list[dict[str, float]] = []
     if resume and resume.get("phase") == spec.name:
         opt.load_state_dict(resume["optimizer"])
         sched.load_state_dict(resume["scheduler"])
         start_epoch = resume["epoch"] + 1
-        best_acc, best_loss = resume["best_accuracy"], resume["best_loss"]
+        best = Validation(loss=resume["best_loss"], accuracy=resume["best_accuracy"])
         best_epoch, bad_epochs = resume["best_epoch"], resume["bad_epochs"]
         best_state = resume["best_state"]
         history = resume["history"]
         start = Validation(**resume.get("start", {"loss": math.inf, "accuracy": -math.inf}))
         log.info("%s: resuming at epoch %d (best accuracy %.4f at epoch %d)", spec.name,
-                 start_epoch, best_acc, best_epoch)
+                 start_epoch, best.accuracy, best_epoch)
     else:
         # The weights the phase starts from are a candidate like any epoch's: a phase whose
         # epochs are all worse (a harmful lr, a bad augmentation) hands its start back.
         spec.module.eval()
         with torch.no_grad():
             start = spec.validate()
-        best_acc, best_loss = start.accuracy, start.loss
+        best = start
         log.info("%s start: val loss %.4f, val acc %.4f", spec.name, start.loss, start.accuracy)
 
     stopped_early = False
@@ -127,8 +127,8 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
         with torch.no_grad():
             val = spec.validate()
         sched.step(val.loss)
-        if better(val, Validation(best_loss, best_acc), start, spec.options.select_by):
-            best_acc, best_loss, best_epoch, bad_epochs = val.accuracy, val.loss, epoch, 0
+        if better(val, best, start, spec.options.select_by):
+            best, best_epoch, bad_epochs = val, epoch, 0
             best_state = copy.deepcopy(spec.module.state_dict())
         else:
             bad_epochs += 1
@@ -139,8 +139,8 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
         log.info("%s epoch %d: train loss %.4f, val loss %.4f, val acc %.4f, lr %.2e (%.1fs)",
                  spec.name, epoch, row["train_loss"], val.loss, val.accuracy, row["lr"], row["seconds"])
         save_state({"phase": spec.name, "epoch": epoch, "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "best_accuracy": best_acc,
-                    "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                    "scheduler": sched.state_dict(), "best_accuracy": best.accuracy,
+                    "best_loss": best.loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                     "best_state": best_state, "history": history,
                     "start": {"loss": start.loss, "accuracy": start.accuracy}})
         if bad_epochs >= spec.options.early_stop_patience:
@@ -153,6 +153,6 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
     if best_epoch < 0:
         log.info("%s: no epoch beat the starting weights (val acc %.4f); kept them", spec.name,
                  start.accuracy)
-    return FitResult(best_epoch=best_epoch, best=Validation(best_loss, best_acc),
+    return FitResult(best_epoch=best_epoch, best=best,
                      epochs_run=epoch + 1, stopped_early=stopped_early, start=start,
                      history=history)
