@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NoReturn
@@ -301,31 +301,28 @@ class Daemon:
         return self.stdout_path.read_text(errors="replace")
 
     def wait_for_stderr(self, needle: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if needle in self.stderr_text():
-                return True
-            if self.proc.poll() is not None:
-                return needle in self.stderr_text()
-            time.sleep(0.05)
-        return False
+        return self._wait(self.stderr_text, needle, 1, timeout_s)
 
     def wait_for_stdout(self, needle: str, timeout_s: float) -> bool:
-        return self.wait_for_stdout_count(needle, 1, timeout_s)
+        return self._wait(self.stdout_text, needle, 1, timeout_s)
 
     def wait_for_lines(self, n: int, timeout_s: float) -> bool:
-        return self.wait_for_stdout_count("\n", n, timeout_s)
+        return self._wait(self.stdout_text, "\n", n, timeout_s)
 
     def wait_for_stdout_count(self, needle: str, n: int, timeout_s: float) -> bool:
-        """Until stdout holds ``needle`` at least ``n`` times (False if the daemon ends first)."""
+        return self._wait(self.stdout_text, needle, n, timeout_s)
+
+    def _wait(self, read: Callable[[], str], needle: str, n: int, timeout_s: float) -> bool:
+        """Until ``read()`` holds ``needle`` at least ``n`` times (False if the daemon ends or
+        the time runs out first)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.stdout_text().count(needle) >= n:
+            if read().count(needle) >= n:
                 return True
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        return self.stdout_text().count(needle) >= n
+        return read().count(needle) >= n
 
 
 def start_daemon(args: list[str], env: dict[str, str], workdir: Path, max_seconds: float) -> Daemon:
