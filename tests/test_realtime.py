@@ -15,10 +15,7 @@ import av
 import numpy as np
 import pytest
 from crafted_media import frame_times, write_crafted
-
-from avstream.driver import drive
-from avstream.pipeline import PipelineConfig
-from avstream.sources.media_file import MediaFileSource
+from replay_helpers import replay
 
 SKEWED_SCENES = ["park", "metro"]
 SKEWED_SECONDS_PER_SCENE = 15.0
@@ -50,26 +47,10 @@ def skewed_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return mp4
 
 
-class Records:
-    def __init__(self) -> None:
-        self.records = []
-        self.summary = None
-
-    def start(self, info) -> None:
-        self.info = info
-
-    def hop(self, record) -> None:
-        self.records.append(record)
-
-    def end(self, summary) -> None:
-        self.summary = summary
-
-
 def test_realtime_replay_of_a_skewed_recording_drops_no_hop(tiny_engine, skewed_recording: Path) -> None:
     assert video_lead_s(skewed_recording) > SKEW_PRECONDITION_S, "the recording lost its skew"
-    fast, paced = Records(), Records()
-    drive(MediaFileSource(skewed_recording), tiny_engine, PipelineConfig(), [fast])
-    drive(MediaFileSource(skewed_recording), tiny_engine, PipelineConfig(), [paced], realtime=True)
+    fast = replay(tiny_engine, skewed_recording)
+    paced = replay(tiny_engine, skewed_recording, realtime=True)
     c = paced.summary.counters
     assert c.hops_dropped == 0, f"{c.hops_dropped} of {len(fast.records)} hops dropped"
     assert [r.window for r in paced.records] == [r.window for r in fast.records]
@@ -79,8 +60,9 @@ def test_realtime_replay_of_a_skewed_recording_drops_no_hop(tiny_engine, skewed_
 
 
 FAR_LEAD_S = 8.0
-"""Video muxed this far ahead of its audio: more than the frame store holds (window + wait +
-margin), so a source that hands events over in container order overflows it."""
+"""Video muxed this far ahead of its audio: far more than a window waits for a lagging modality
+(``max_wait_s``), so a source that hands events over in file order leaves the windows without
+their audio."""
 FAR_SECONDS = 12.0
 FAR_FPS = 5
 
@@ -94,9 +76,7 @@ def test_a_recording_with_video_muxed_far_ahead_gives_the_labels_of_an_interleav
                           video_lead_s=FAR_LEAD_S)
     assert video_lead_s(ahead) > FAR_LEAD_S - 1.0, "the file lost its skew"
     assert video_lead_s(interleaved) < 0.5
-    want, got = Records(), Records()
-    drive(MediaFileSource(interleaved), tiny_engine, PipelineConfig(), [want])
-    drive(MediaFileSource(ahead), tiny_engine, PipelineConfig(), [got])
+    want, got = replay(tiny_engine, interleaved), replay(tiny_engine, ahead)
     c = got.summary.counters
     assert c.frames_overflowed == 0, f"{c.frames_overflowed} chosen frames evicted"
     assert len(got.records) == len(want.records) > 0
