@@ -139,7 +139,7 @@ def tiny_engine(tiny_bundle: Path):  # -> avstream.inference.engine.Engine
 
 @pytest.fixture(scope="session")
 def av_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3-s H.264 + AAC clip written by PyAV (tests/replay_media.py)."""
+    """A 3-s H.264 + AAC clip written by PyAV (tests/replay_helpers.py)."""
     from replay_helpers import write_media
 
     return write_media(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=3.0)
