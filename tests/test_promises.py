@@ -80,9 +80,9 @@ def windows_of(run: Run) -> list[int]:
 
 
 def readme_table(heading: str) -> list[str]:
-    """The backticked names in the first column of the README table whose header row starts
-    with ``| heading |``."""
-    text = (REPO / "README.md").read_text()
+    """The backticked names in the first column of the table in docs/outputs.md (the README's
+    reference for every field and counter) whose header row starts with ``| heading |``."""
+    text = (REPO / "docs" / "outputs.md").read_text()
     start = text.index(f"| {heading} |")
     rows = text[start:].split("\n\n", 1)[0].splitlines()[2:]
     names: list[str] = []
