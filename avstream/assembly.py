@@ -155,6 +155,7 @@ class WindowAssembler:
         c.audio_gaps = self.conformer.discontinuities
         c.audio_filled_samples = self.ring.filled_samples
         c.audio_late_samples = self.ring.late_samples
+        c.audio_nonfinite_samples = self.conformer.nonfinite_samples
 
     # ------------------------------------------------------------------ internals
 

@@ -4,6 +4,11 @@ Resampling is streaming (one soxr ``ResampleStream`` per continuous run of input
 boundaries leave no seams: over a run, the output is sample-for-sample what a one-shot soxr
 call on the whole signal gives. Positions are kept as integer sample indices at the model's
 rate, so a file replays on an exact grid however its blocks were cut.
+
+Non-finite samples (NaN, +/-Inf: a float WAV written by a broken tool, a driver glitch) are
+replaced by 0.0 here, before the down-mix and the resampler, and counted: one NaN would spread
+through the mean, through soxr's filter memory and through the spectrogram of every window that
+overlaps it, and the model's output for those windows would be NaN (skipped as invalid).
 """
 
 from __future__ import annotations
@@ -74,6 +79,26 @@ class AudioConformer:
         self._run_start_index = 0  # model-rate index of the current run's first sample
         self._run_out = 0  # samples emitted in the current run
         self.discontinuities = 0
+        self.nonfinite_samples = 0
+        """Sample values (each channel counts) that were NaN or +/-Inf, replaced by 0.0."""
+
+    def _finite(self, x: np.ndarray, t_start: float) -> np.ndarray:
+        """``x`` with NaN and +/-Inf replaced by 0.0, counted.
+
+        0.0 is silence: it adds no energy to the window's spectrogram and no step to the
+        resampler's filter, where the neighbours' values or a clip to full scale would invent a
+        sound that was never recorded. The input block is left unchanged (a copy is made only
+        when something needs replacing).
+        """
+        bad = ~np.isfinite(x)
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad == 0:
+            return x
+        if self.nonfinite_samples == 0:
+            log.warning("audio has non-finite samples (NaN/Inf) at %.3f s: replaced by 0.0 and "
+                        "counted in audio_nonfinite_samples", t_start)
+        self.nonfinite_samples += n_bad
+        return np.where(bad, np.float32(0.0), x).astype(np.float32, copy=False)
 
     def _map_channels(self, x: np.ndarray) -> np.ndarray:
         if self.channels == 2:
@@ -100,7 +125,7 @@ class AudioConformer:
         self._expected_t = (self._expected_t if continuous else block.t_start) + (
             block.n_samples / block.sample_rate
         )
-        x = self._map_channels(block.samples)
+        x = self._map_channels(self._finite(block.samples, block.t_start))
         if self._stream is None:
             y = x
         else:

@@ -152,6 +152,28 @@ def test_conformer_starts_a_new_run_at_a_timestamp_jump() -> None:
     assert conf.discontinuities == 1
 
 
+def test_conformer_replaces_nonfinite_samples_with_silence_and_counts_them() -> None:
+    x = ramp(2, 0, 480) / 480
+    x[0, 10] = np.nan
+    x[1, 20:23] = [np.inf, -np.inf, np.nan]
+    original = x.copy()
+    conf = AudioConformer(sample_rate=48_000, channels=2, continuity_s=0.02)
+    (out,) = conf.push(AudioBlock(0.0, x, 48_000))
+    want = original.copy()
+    want[0, 10] = 0.0
+    want[1, 20:23] = 0.0
+    np.testing.assert_array_equal(out.samples, want)
+    assert conf.nonfinite_samples == 4
+    np.testing.assert_array_equal(x, original)  # the caller's block is not written to
+    # Through the resampler too: nothing non-finite comes out, the count goes on.
+    resampling = AudioConformer(sample_rate=16_000, channels=1, continuity_s=0.02)
+    chunks = resampling.push(AudioBlock(0.0, x, 48_000)) + resampling.flush()
+    assert all(np.isfinite(c.samples).all() for c in chunks)
+    assert resampling.nonfinite_samples == 4
+    resampling.reset()
+    assert resampling.nonfinite_samples == 0
+
+
 # ------------------------------------------------------------------ FrameStore
 
 

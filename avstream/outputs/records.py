@@ -60,6 +60,9 @@ class Counters:
     """Model-rate samples of silence put in short gaps."""
     audio_late_samples: int = 0
     """Model-rate samples that arrived for a time already written, and were dropped."""
+    audio_nonfinite_samples: int = 0
+    """Input sample values (each channel counts) that were NaN or +/-Inf, replaced by silence
+    (0.0) before the window: the window runs."""
     modality_changes: int = 0
     """Times the set of modalities used for a window changed."""
 

@@ -159,7 +159,8 @@ class RunSummary:
             f"invalid model outputs {c.windows_invalid}, "
             f"corrupt packets {c.corrupt_packets}, frames skipped {c.frames_skipped}, "
             f"audio overflows {c.audio_overflows} ({c.audio_samples_dropped} samples), "
-            f"audio gaps {c.audio_gaps}"
+            f"audio gaps {c.audio_gaps}, non-finite audio samples replaced "
+            f"{c.audio_nonfinite_samples}"
         )
         for name, counts in self.outputs.items():
             lines.append(f"  output {name}: " + " ".join(f"{k}={v}" for k, v in counts.items()))
