@@ -8,6 +8,7 @@ Records are hand-made here; test_outputs_e2e.py runs the same against a real rep
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_env import kill_group
+from live_env import avstream_command, kill_group
 from net_env import CLASSES, Broker, Subscriber, hop_record, mosquitto, retained, run_info
 
 from avstream.errors import AvstreamError
 from avstream.outputs.mqtt import MqttConfig, MqttSink, parse_mqtt_url
-from avstream.outputs.network import network_sinks
+from avstream.outputs.network import default_stream_name, network_sinks
 from avstream.outputs.stats import OutputStats
 from avstream.outputs.summary import RunSummary
 
@@ -183,3 +184,50 @@ def test_last_will_when_the_process_dies(broker: Broker, tmp_path: Path) -> None
     assert got is not None and got.retain and got.payload == "offline"
     state = retained(broker.port, "avstream/w/state")
     assert state is not None and json.loads(state.payload)["label"] == "park"
+
+
+def _publish_retained(port: int, topic: str, payload: str) -> None:
+    import paho.mqtt.publish as publish
+
+    publish.single(topic, payload, qos=1, retain=True, hostname="127.0.0.1", port=port)
+
+
+def test_a_replay_never_claims_the_live_devices_identity(broker: Broker, tiny_bundle: Path,
+                                                         av_file: Path) -> None:
+    """A host whose live service is configured through AVSTREAM_MQTT: a replay run there must
+    not publish as the host's device (nor leave it 'offline' at its end). The variable is the
+    live service's; a replay given --mqtt publishes as replay-<file stem>."""
+    host = default_stream_name()
+    live = f"avstream/{host}/availability"
+    _publish_retained(broker.port, live, "online")  # the live daemon of this host
+    env = {**os.environ, "AVSTREAM_MQTT": broker.url}
+    replay = [*avstream_command("replay", str(av_file), "--model", str(tiny_bundle), "--no-view")]
+    with Subscriber(broker.port) as sub:
+        done = subprocess.run(replay, env=env, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "mqtt:" not in done.stderr  # no MQTT output was started
+        done = subprocess.run([*replay, "--mqtt", f"{broker.url}"], env=env, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr[-3000:]
+        own = f"avstream/replay-{av_file.stem}/availability"
+        assert sub.wait_for(own, "offline") is not None, done.stderr[-3000:]
+    published = {m.topic for m in sub.messages if not m.retain or m.topic != live}
+    assert not {t for t in published if host in t.split("/")}, published
+    got = retained(broker.port, live)
+    assert got is not None and got.payload == "online"  # the live device is still online
+
+
+def test_only_live_reads_the_mqtt_environment_variable() -> None:
+    """The commands that replay a recording have no environment default for --mqtt."""
+    import typer.main
+
+    import avstream.commands.demo
+    import avstream.commands.live
+    import avstream.commands.replay  # noqa: F401 - each registers its command on app
+    from avstream.cli import app
+
+    group = typer.main.get_command(app)
+    for command, envvar in (("replay", None), ("demo", None), ("live", "AVSTREAM_MQTT")):
+        option = next(p for p in group.commands[command].params if p.name == "mqtt")
+        assert option.envvar == envvar, command

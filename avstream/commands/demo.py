@@ -8,18 +8,16 @@ from typing import Annotated
 
 import typer
 
-from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.demo import build_assets, cached_assets, default_cache_dir
 from avstream.driver import Outputs, drive, open_engine
-from avstream.outputs.network import describe
+from avstream.outputs.network import DEMO_NAME, describe
 from avstream.outputs.timeline import TimelineRecorder
 from avstream.pipeline import PipelineConfig
 from avstream.sources.media_file import MediaFileSource
 from avstream.truth import read_truth_csv, score_timeline
 
 
-@app.command()
 def demo(
     cache_dir: Annotated[Path | None, typer.Option(
         help="Where the demo model and recording are kept (default ~/.cache/avstream/demo-v2).")] = None,
@@ -46,7 +44,8 @@ def demo(
         print(f"avstream demo: built in {assets.build_seconds:.0f} s", file=sys.stderr)
     engine = open_engine(assets.bundle, provider, precision=precision)
     outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
-                      http=http, http_token=http_token, name=name)
+                      http=http, http_token=http_token,
+                      name=name if name is not None else DEMO_NAME)
     sinks, stdout_taken = outputs.sinks()
     recorder = TimelineRecorder()
     source = MediaFileSource(assets.recording)

@@ -20,7 +20,6 @@ import cv2
 import typer
 
 from avstream.bundle.format import StreamFormat
-from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
 from avstream.errors import DeviceError
@@ -72,7 +71,6 @@ def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
     return f"audio: {rate}, {chans}"
 
 
-@app.command()
 def live(
     model: opt.Model,
     mic: Annotated[str | None, typer.Option(
@@ -93,7 +91,7 @@ def live(
     hold: opt.Hold = opt.SMOOTHING_DEFAULTS.hold_hops,
     floor: opt.Floor = opt.SMOOTHING_DEFAULTS.floor,
     view: opt.View = None,
-    mqtt: opt.Mqtt = None,
+    mqtt: opt.LiveMqtt = None,
     mqtt_hop_rate: opt.MqttHopRate = 0.0,
     http: opt.Http = None,
     http_token: opt.HttpToken = None,

@@ -41,12 +41,16 @@ Ray = Annotated[str | None, typer.Option(
 RAY_FLAG = "--ray"
 """Given with no value, ``--ray`` means a local instance (see ``avstream.cli.bare_option``)."""
 
-# Network outputs (avstream/outputs/network.py). MQTT URL and token also come from the
-# environment, so a service's secrets need not be on its command line.
-Mqtt = Annotated[str | None, typer.Option(
-    "--mqtt", envvar="AVSTREAM_MQTT", show_envvar=True,
-    help="Publish to an MQTT broker, with Home Assistant discovery: mqtt://USER:PASS@HOST:PORT/PREFIX "
-         "(all but the host optional; port 1883, prefix 'avstream').")]
+# Network outputs (avstream/outputs/network.py). The live service's MQTT URL and the HTTP token
+# also come from the environment, so a service's secrets need not be on its command line.
+MQTT_HELP = ("Publish to an MQTT broker, with Home Assistant discovery: "
+             "mqtt://USER:PASS@HOST:PORT/PREFIX (all but the host optional; port 1883, "
+             "prefix 'avstream').")
+Mqtt = Annotated[str | None, typer.Option("--mqtt", help=MQTT_HELP)]
+"""For commands that replay a recording: no environment default, so a replay on a host whose
+live service exports AVSTREAM_MQTT never publishes as that service's device."""
+LiveMqtt = Annotated[str | None, typer.Option(
+    "--mqtt", envvar="AVSTREAM_MQTT", show_envvar=True, help=MQTT_HELP)]
 MqttHopRate = Annotated[float, typer.Option(
     "--mqtt-hop-rate", help="Full hop records per second (stream time) on <prefix>/<name>/hop; "
                             "0: none.")]
@@ -58,4 +62,5 @@ HttpToken = Annotated[str | None, typer.Option(
     help="Bearer token every HTTP request must carry (required off loopback).")]
 Name = Annotated[str | None, typer.Option(
     "--name", help="This stream's name in MQTT topics, Home Assistant ids and metrics "
-                   "(default: the host name).")]
+                   "(default: the host name for live, replay-<file stem> for replay, demo for "
+                   "demo).")]

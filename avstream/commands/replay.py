@@ -8,15 +8,13 @@ from typing import Annotated
 
 import typer
 
-from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import Outputs, drive, open_engine, pipeline_config
-from avstream.outputs.network import describe
+from avstream.outputs.network import describe, recording_stream_name
 from avstream.outputs.summary import open_summary_json, write_summary_json
 from avstream.sources.media_file import MediaFileSource
 
 
-@app.command()
 def replay(
     media: Annotated[Path, typer.Argument(help="mp4/mov/mkv (with or without audio), or a WAV.")],
     model: opt.Model,
@@ -52,7 +50,8 @@ def replay(
     engine = open_engine(model, provider, threads, precision)
     source = MediaFileSource(media, audio)
     outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
-                      http=http, http_token=http_token, name=name)
+                      http=http, http_token=http_token,
+                      name=name if name is not None else recording_stream_name(media))
     sinks, stdout_taken = outputs.sinks()
     info = source.info
     out = sys.stderr if stdout_taken else sys.stdout

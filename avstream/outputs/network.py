@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+from pathlib import Path
 from typing import Any
 
 from avstream.errors import AvstreamError
@@ -17,12 +18,22 @@ from avstream.outputs.stats import OutputStats
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Stream names: one MQTT topic level and part of Home Assistant ids (no '/', '+', '#')."""
 FALLBACK_NAME = "avstream"
+DEMO_NAME = "demo"
+"""``avstream demo``'s default name: never the host's, which its live service publishes as."""
+RECORDING_PREFIX = "replay-"
 
 
 def default_stream_name() -> str:
     """The host name, reduced to the characters a stream name allows."""
     host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0])[:64]
     return host if NAME_RE.match(host) else FALLBACK_NAME
+
+
+def recording_stream_name(path: Path) -> str:
+    """``replay-<file stem>``, reduced to a valid name: a replay never takes the live device's
+    identity (its topics, its Home Assistant device, its ``offline`` at the end)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem) or "file"
+    return (RECORDING_PREFIX + stem)[:64]
 
 
 def stream_name(name: str | None) -> str:
