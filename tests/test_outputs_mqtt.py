@@ -220,14 +220,15 @@ def test_a_replay_never_claims_the_live_devices_identity(broker: Broker, tiny_bu
 
 def test_only_live_reads_the_mqtt_environment_variable() -> None:
     """The commands that replay a recording have no environment default for --mqtt."""
+    import typer
     import typer.main
 
-    import avstream.commands.demo
-    import avstream.commands.live
-    import avstream.commands.replay  # noqa: F401 - each registers its command on app
-    from avstream.cli import app
+    from avstream.commands.demo import demo
+    from avstream.commands.live import live
+    from avstream.commands.replay import replay
 
-    group = typer.main.get_command(app)
-    for command, envvar in (("replay", None), ("demo", None), ("live", "AVSTREAM_MQTT")):
-        option = next(p for p in group.commands[command].params if p.name == "mqtt")
-        assert option.envvar == envvar, command
+    for function, envvar in ((replay, None), (demo, None), (live, "AVSTREAM_MQTT")):
+        app = typer.Typer()
+        app.command()(function)
+        option = next(p for p in typer.main.get_command(app).params if p.name == "mqtt")
+        assert option.envvar == envvar, function.__name__
