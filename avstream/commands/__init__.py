@@ -1,1 +1,2 @@
-"""One module per ``avstream`` sub-command; each registers itself on ``avstream.cli.app``."""
+"""One module per ``avstream`` sub-command, each a plain function: ``avstream.cli.register``
+adds them to the command by name."""

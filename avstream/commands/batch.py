@@ -20,13 +20,11 @@ from avstream.batch import (
     write_summary,
 )
 from avstream.bundle.loader import load_bundle
-from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.driver import pipeline_config
 from avstream.errors import EXIT_USAGE
 
 
-@app.command()
 def batch(
     inputs: Annotated[list[Path], typer.Argument(
         help="Media files, or folders (every media file under them).")],

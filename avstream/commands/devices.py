@@ -6,11 +6,9 @@ import json
 
 import typer
 
-from avstream.cli import app
 from avstream.devices import list_devices
 
 
-@app.command("devices")
 def devices(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     camera: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring a repeated option

@@ -18,7 +18,6 @@ from rich.text import Text
 
 from avstream.bundle.loader import Bundle, load_bundle
 from avstream.bundle.manifest import Manifest, TensorSpec, plain
-from avstream.cli import app
 
 SHA_SHOWN = 16  # hex digits shown per file; --json has them all
 
@@ -97,7 +96,6 @@ def render(bundle: Bundle, console: Console) -> None:
                       dict(m.calibration) or {"": "none (uncalibrated checkpoint)"}))
 
 
-@app.command("info")
 def info(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + ONNX graphs).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,

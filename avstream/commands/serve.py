@@ -20,7 +20,6 @@ from typing import Annotated
 import cv2
 import typer
 
-from avstream.cli import app
 from avstream.commands import options as opt
 from avstream.errors import EXIT_DEVICE, EXIT_USAGE
 from avstream.serve.config import load_serve_config
@@ -42,7 +41,6 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
-@app.command()
 def serve(
     config: Annotated[Path, typer.Argument(help="TOML file naming the streams (see README).")],
     ray: opt.Ray = None,
