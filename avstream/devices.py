@@ -2,6 +2,10 @@
 
 Cameras have no portable enumeration API in OpenCV, so each candidate index is opened and asked
 for one frame; on Linux the candidates are the /dev/video* nodes, elsewhere the first few indices.
+A stream URL that was asked for and did not give a frame is kept with the reason (a timeout,
+what OpenCV/FFmpeg reported), never dropped. Microphones need PortAudio and sounddevice (the
+``live`` extra); without them the cameras are still listed and ``audio_missing`` says why the
+microphones are not.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from avstream.sources.camera import open_capture
+from avstream.errors import DeviceError
+from avstream.sources.camera import open_capture_explained
 from avstream.sources.microphone import AudioInput, list_audio_inputs
 
 log = logging.getLogger(__name__)
@@ -36,9 +41,22 @@ class CameraDevice:
 
 
 @dataclass(frozen=True)
+class CameraFailure:
+    """A camera (a stream URL asked for, or a local index) that did not give a frame."""
+
+    index: int | str
+    reason: str
+    """Why, in one line: a timeout, what OpenCV/FFmpeg reported, or "opened but gave no frame"."""
+
+
+@dataclass(frozen=True)
 class DeviceList:
     audio_inputs: list[AudioInput]
     cameras: list[CameraDevice]
+    camera_failures: list[CameraFailure]
+    """Stream URLs that were asked for and did not give a frame, with why."""
+    audio_missing: str | None = None
+    """Why microphones could not be listed (PortAudio or sounddevice missing); None if they were."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +72,8 @@ class DeviceList:
                 for a in self.audio_inputs
             ],
             "cameras": [asdict(c) for c in self.cameras],
+            "camera_failures": [asdict(f) for f in self.camera_failures],
+            "audio_missing": self.audio_missing,
         }
 
 
@@ -70,16 +90,17 @@ def camera_candidates() -> list[int]:
     return list(range(PROBE_INDICES))
 
 
-def probe_camera(index: int | str) -> CameraDevice | None:
-    """Open one index or stream URL and read one frame; None if either fails."""
-    cap = open_capture(index, PROBE_OPEN_TIMEOUT_MS)
+def probe_camera(index: int | str) -> CameraDevice | CameraFailure:
+    """Open one index or stream URL and read one frame; a CameraFailure says which step failed."""
+    cap, why = open_capture_explained(index, PROBE_OPEN_TIMEOUT_MS)
     if cap is None:
-        return None
+        log.info("camera %s did not open: %s", index, why)
+        return CameraFailure(index=index, reason=f"did not open: {why}")
     try:
         ok, frame = cap.read()
         if not ok or frame is None:
             log.info("camera %s opened but gave no frame", index)
-            return None
+            return CameraFailure(index=index, reason="opened but gave no frame")
         return CameraDevice(
             index=index,
             backend=str(cap.getBackendName()),
@@ -90,12 +111,28 @@ def probe_camera(index: int | str) -> CameraDevice | None:
         cap.release()
 
 
-def list_cameras(urls: Sequence[str] = ()) -> list[CameraDevice]:
-    """The local cameras that open, then each of ``urls`` (network cameras) that opens."""
-    candidates: list[int | str] = [*camera_candidates(), *urls]
-    return [c for c in (probe_camera(i) for i in candidates) if c is not None]
+def list_cameras(urls: Sequence[str] = ()) -> tuple[list[CameraDevice], list[CameraFailure]]:
+    """The local cameras that open, then each of ``urls`` (network cameras) that opens; and the
+    URLs that did not, with why (a /dev/video node that does not open is no camera: UVC
+    cameras add metadata nodes that never do, so those are only logged)."""
+    found: list[CameraDevice] = []
+    failed: list[CameraFailure] = []
+    for index in [*camera_candidates(), *urls]:
+        probed = probe_camera(index)
+        if isinstance(probed, CameraDevice):
+            found.append(probed)
+        elif isinstance(index, str):
+            failed.append(probed)
+    return found, failed
 
 
 def list_devices(camera_urls: Sequence[str] = ()) -> DeviceList:
-    """Both kinds; DeviceError (one line) when PortAudio itself is missing."""
-    return DeviceList(audio_inputs=list_audio_inputs(), cameras=list_cameras(camera_urls))
+    """Both kinds. Without PortAudio or sounddevice the cameras are still listed, and
+    ``audio_missing`` holds the one-line reason (which names what to install)."""
+    try:
+        audio, missing = list_audio_inputs(), None
+    except DeviceError as e:
+        audio, missing = [], str(e)
+    cameras, failures = list_cameras(camera_urls)
+    return DeviceList(audio_inputs=audio, cameras=cameras, camera_failures=failures,
+                      audio_missing=missing)

@@ -7,6 +7,7 @@ process pointed at it: PortAudio reads its device list once per process, at init
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,12 +23,11 @@ from live_env import (
     kill_group,
     pulse_server,
     require_camera_stack,
-    require_portaudio,
     serve_camera,
 )
 
 from avstream.errors import EXIT_DEVICE
-from avstream.sources.microphone import PORTAUDIO_MISSING
+from avstream.sources.microphone import PORTAUDIO_MISSING, SOUNDDEVICE_MISSING
 
 CLI_TIMEOUT_S = 60
 
@@ -40,6 +40,9 @@ NO_PORTAUDIO = (
     "sys.argv = ['avstream', *sys.argv[1:]]\n"
     "main()\n"
 )
+# The same where the live extra is not installed: ``import sounddevice`` raises ImportError.
+NO_SOUNDDEVICE = NO_PORTAUDIO.replace("ctypes.util.find_library = lambda name: None\n",
+                                      "sys.modules['sounddevice'] = None\n")
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -77,32 +80,77 @@ def test_devices_json_lists_the_pulseaudio_source(pulse: PulseServer) -> None:
         assert found["cameras"] == []
 
 
-CAMERA_SECONDS = 20
+CAMERA_SECONDS = 40  # longer than every test that uses the camera, on a busy machine
 CAMERA_PROBE_TRIES = 5  # the UDP stream needs a moment (ffmpeg start-up, first keyframe)
 
 
-@pytest.mark.live
-def test_devices_json_lists_a_camera_that_opens(tmp_path: Path) -> None:
-    """The loopback UDP camera (ffmpeg, MPEG-TS) probed by ``--camera URL``: listed with the
-    size it sends; a URL where nothing is sent is not listed."""
+def closed_tcp_port() -> int:
+    """A loopback TCP port nothing listens on (bound, then closed): connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def udp_camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The loopback UDP camera (ffmpeg, MPEG-TS), once ``devices --camera URL`` lists it."""
     require_camera_stack()
-    require_portaudio()
-    clip = write_crafted(tmp_path / "camera.mkv", frames=frame_times(0.0, 10.0, 10))
-    port, silent = free_udp_port(), free_udp_port()
+    clip = write_crafted(tmp_path_factory.mktemp("camera") / "camera.mkv",
+                         frames=frame_times(0.0, CAMERA_SECONDS, 5))
+    port = free_udp_port()
     camera = serve_camera(clip, port, max_seconds=CAMERA_SECONDS)
     try:
         for _ in range(CAMERA_PROBE_TRIES):
-            done = run_cli(["devices", "--json", "--camera", camera_url(port),
-                            "--camera", camera_url(silent)])
-            assert done.returncode == 0, done.stderr
-            cameras = json.loads(done.stdout)["cameras"]
-            if cameras:
+            done = run_cli(["devices", "--json", "--camera", camera_url(port)])
+            if json.loads(done.stdout)["cameras"]:
                 break
+        yield camera_url(port)
     finally:
         kill_group(camera)
-    urls = [c for c in cameras if isinstance(c["index"], str)]
-    assert urls == [{"index": camera_url(port), "backend": "FFMPEG",
+
+
+@pytest.mark.live
+def test_devices_json_lists_a_camera_that_opens_and_says_why_others_did_not(
+        udp_camera: str) -> None:
+    """``--camera URL`` listed with the size it sends; a URL where nothing is sent and one where
+    the connection is refused are each listed with why, and the exit code is 3."""
+    silent, refused = camera_url(free_udp_port()), f"rtsp://127.0.0.1:{closed_tcp_port()}/cam"
+    done = run_cli(["devices", "--json", "--camera", udp_camera, "--camera", silent,
+                    "--camera", refused])
+    line = assert_one_line_error(done, EXIT_DEVICE)
+    found = json.loads(done.stdout)
+    urls = [c for c in found["cameras"] if isinstance(c["index"], str)]
+    assert urls == [{"index": udp_camera, "backend": "FFMPEG",
                      "width": VIDEO_SIZE[0], "height": VIDEO_SIZE[1]}]
+    reasons = {f["index"]: f["reason"] for f in found["camera_failures"]}
+    assert set(reasons) == {silent, refused}
+    assert "2000 ms open timeout" in reasons[silent]
+    assert "Connection refused" in reasons[refused]
+    assert silent in line and refused in line and udp_camera not in line
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(("patch", "missing_line"), [(NO_PORTAUDIO, PORTAUDIO_MISSING),
+                                                     (NO_SOUNDDEVICE, SOUNDDEVICE_MISSING)])
+def test_devices_without_the_live_extra_still_lists_cameras(
+        udp_camera: str, patch: str, missing_line: str, tmp_path: Path) -> None:
+    """No PortAudio, or no sounddevice: the camera is listed (exit 0) and one line on stderr
+    says what is missing for microphones."""
+    script = tmp_path / "no_live.py"
+    script.write_text(patch)
+    for as_json in (True, False):
+        done = subprocess.run([sys.executable, str(script), "devices", "--camera", udp_camera,
+                               *(["--json"] if as_json else [])],
+                              capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines() == [f"avstream: microphones not listed: {missing_line}"]
+        if as_json:
+            found = json.loads(done.stdout)
+            assert found["audio_missing"] == missing_line and found["audio_inputs"] == []
+            assert [c["index"] for c in found["cameras"]] == [udp_camera]
+        else:
+            assert f"(not listed: {missing_line})" in done.stdout
+            assert udp_camera in done.stdout
 
 
 @pytest.mark.live
@@ -133,13 +181,18 @@ def test_unknown_microphone_index_is_refused(pulse: PulseServer, tmp_path: Path)
 
 
 def test_missing_portaudio_names_the_package_to_install(tmp_path: Path) -> None:
+    """``live`` without PortAudio; ``devices`` without PortAudio and with no camera to list
+    (none is asked for, and this machine has no /dev/video node that opens)."""
     script = tmp_path / "no_portaudio.py"
     script.write_text(NO_PORTAUDIO)
-    for args in (["devices"], ["live", "--model", str(tmp_path), "--no-camera"]):
+    for args, want in ((["devices"], f"{PORTAUDIO_MISSING}; and no camera opened"),
+                       (["live", "--model", str(tmp_path), "--no-camera"], PORTAUDIO_MISSING)):
+        if args == ["devices"] and list(Path("/dev").glob("video*")):
+            continue  # a local camera may open here: devices would then exit 0
         done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                               text=True, timeout=CLI_TIMEOUT_S, check=False)
         line = assert_one_line_error(done, EXIT_DEVICE)
-        assert line == f"avstream: error: {PORTAUDIO_MISSING}"
+        assert line == f"avstream: error: {want}"
         assert "libportaudio2" in line
 
 

@@ -9,10 +9,16 @@ is picked up without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
+import sys
+import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -68,6 +74,64 @@ def open_capture(source: int | str, open_timeout_ms: int = OPEN_TIMEOUT_MS) -> c
         cap.release()
         return None
     return cap
+
+
+_OPENCV_PREFIX: Final[re.Pattern[str]] = re.compile(r"^\[ ?[A-Z]+:\d+@[\d.]+\] global \S+ \S+ ")
+_FFMPEG_PREFIX: Final[re.Pattern[str]] = re.compile(r"^\[[\w-]+ @ 0x[0-9a-f]+\] ")
+_GENERIC: Final[tuple[str, ...]] = ("backend is generally available but can't be used",)
+"""OpenCV's closing line for every failed open: it says nothing about this one."""
+TIMED_OUT_FRACTION: Final[float] = 0.9  # an open that took this much of its timeout hit it
+
+
+@contextlib.contextmanager
+def _stderr_to(sink: list[str]) -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file for the block and append what it got to
+    ``sink``: OpenCV and FFmpeg report why an open failed only there, from C. The whole process's
+    stderr is redirected meanwhile, so this is for one-shot probes (``avstream devices``), not
+    for the daemon's reader threads."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sink.append(tmp.read().decode("utf-8", errors="replace"))
+
+
+def _reported(text: str) -> list[str]:
+    """The distinct messages in what OpenCV/FFmpeg printed, without their log prefixes."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = _FFMPEG_PREFIX.sub("", _OPENCV_PREFIX.sub("", line.strip()))
+        if line and not any(g in line for g in _GENERIC) and line not in out:
+            out.append(line)
+    return out
+
+
+def open_capture_explained(source: int | str, open_timeout_ms: int = OPEN_TIMEOUT_MS
+                           ) -> tuple[cv2.VideoCapture | None, str]:
+    """``open_capture`` and, when it fails, why: a timeout, and what OpenCV/FFmpeg reported
+    (connection refused, no such stream, ...), in one line."""
+    printed: list[str] = []
+    started = time.monotonic()
+    with _stderr_to(printed):
+        cap = open_capture(source, open_timeout_ms)
+    if cap is not None:
+        return cap, ""
+    elapsed_ms = (time.monotonic() - started) * 1000
+    reasons = []
+    if isinstance(source, str) and elapsed_ms >= TIMED_OUT_FRACTION * open_timeout_ms:
+        reasons.append(f"nothing received within the {open_timeout_ms} ms open timeout")
+    reasons += _reported("".join(printed))
+    if isinstance(source, str) and "://" not in source and not os.path.exists(source):
+        reasons.append("no such file")
+    if not reasons:
+        reasons.append("OpenCV did not open it and reported no reason")
+    return None, "; ".join(reasons)
 
 
 @dataclass(frozen=True)
