@@ -255,9 +255,11 @@ def camera_url(port: int) -> str:
 
 
 def serve_camera(
-    media: Path, port: int, max_seconds: float, start_s: float = 0.0, fps: int = CAMERA_FPS
+    media: Path, port: int, max_seconds: float, start_s: float = 0.0, fps: int = CAMERA_FPS,
+    audio: bool = False,
 ) -> subprocess.Popen:
-    """Stream a clip's video, in real time, as MPEG-TS over UDP on loopback.
+    """Stream a clip's video (and with ``audio`` its sound, as MPEG audio layer II at 48 kHz:
+    an IP camera with a microphone), in real time, as MPEG-TS over UDP on loopback.
 
     MPEG-1 with a keyframe every 5 frames lets a reader that joins (or rejoins) mid-stream show
     a picture within 0.2 s; MPEG-1 only allows standard rates, so the clip is sent at 25 fps
@@ -267,7 +269,8 @@ def serve_camera(
         "timeout", "-s", "KILL", f"{max_seconds + 5:g}",
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
         "-re", "-ss", f"{start_s:.3f}", "-i", str(media), "-t", f"{max_seconds:g}",
-        "-an", "-r", str(fps), "-c:v", "mpeg1video", "-q:v", "4", "-g", "5", "-bf", "0",
+        *(("-c:a", "mp2", "-ar", str(SINK_RATE_HZ)) if audio else ("-an",)),
+        "-r", str(fps), "-c:v", "mpeg1video", "-q:v", "4", "-g", "5", "-bf", "0",
         "-f", "mpegts", f"{camera_url(port)}?pkt_size=1316",
     ]
     return subprocess.Popen(

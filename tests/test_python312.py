@@ -62,7 +62,7 @@ def test_the_daemon_installs_on_python_312_and_replays_exactly_as_here(
     subprocess.run([str(interpreter), "-m", "venv", str(venv)], check=True, timeout=120)
     install = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-         "--disable-pip-version-check", f"{REPO}[live,mqtt,http]"],
+         "--disable-pip-version-check", "-e", f"{REPO}[live,mqtt,http]"],
         capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
     assert install.returncode == 0, install.stderr[-3000:]
     media = synth_stream[0]

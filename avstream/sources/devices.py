@@ -181,9 +181,12 @@ class MicrophoneSource:
 class CameraSource:
     """A camera's newest frames as events; its reader thread reconnects on its own."""
 
-    def __init__(self, camera: int | str, to_stream: Clock, wake: threading.Event) -> None:
+    def __init__(self, camera: int | str, to_stream: Clock, wake: threading.Event,
+                 delay_s: float = 0.0) -> None:
         self.camera = Camera(camera, wake=wake)
-        self._t = to_stream
+        self._delay_s = delay_s
+        """Frames are placed this much earlier than they were grabbed (``--video-delay``)."""
+        self._to_stream = to_stream
         self.up = False
         self._last_seq = 0
         self._last_grab = 0.0
@@ -199,6 +202,9 @@ class CameraSource:
             return None
         self.last_loss = f"{describe_camera(self.camera.source)} did not open or gave no frame"
         return self.last_loss
+
+    def _t(self, grabbed: float) -> float:
+        return self._to_stream(grabbed - self._delay_s)
 
     def poll(self, now: float) -> list[SourceEvent]:
         cam = self.camera

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from avstream.clock import WallClock
-from avstream.errors import DeviceError
-from avstream.sources.base import Idle, Modality, ModalityLost, SourceEvent, SourceInfo
+from avstream.errors import AvstreamError, DeviceError
+from avstream.sources.base import Idle, Modality, ModalityLost, Source, SourceEvent, SourceInfo
 from avstream.sources.camera import describe_camera
 from avstream.sources.devices import AUDIO_RESYNC_S, AudioTimeline, CameraSource, MicrophoneSource
 from avstream.sources.microphone import AudioInput, resolve_audio_input
+from avstream.sources.stream_av import CAMERA_AUDIO, CameraStreamSource
 
 __all__ = ["AUDIO_RESYNC_S", "AudioTimeline", "LiveOptions", "LiveSource"]
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ capture thread wakes it (a block or a frame arrived, a device changed state)."""
 # With every device lost for this long the source ends and the run fails: a daemon that hears
 # and sees nothing should exit so that its service manager notices.
 ALL_LOST_GIVE_UP_S: Final[float] = 10.0
+MAX_VIDEO_DELAY_S: Final[float] = 10.0
+"""Longer than any camera pipeline; a larger value is a typo (milliseconds for seconds)."""
 
 
 @dataclass(frozen=True)
@@ -46,22 +49,40 @@ class LiveOptions:
 
     mic: AudioInput | int | str | None = None
     """The input resolved by ``resolve_audio_input`` (the command resolves it once), or a
-    PortAudio index, a name substring, or None for the default input (resolved at open)."""
+    PortAudio index, a name substring, or None for the default input (resolved at open);
+    ``"camera"``: the audio track of the camera stream (``camera`` must be a URL)."""
     camera: int | str = 0
     """A device index or a stream URL (rtsp://, http://, udp://...)."""
     use_mic: bool = True
     use_camera: bool = True
     give_up_after_s: float = ALL_LOST_GIVE_UP_S
     """With every device lost this long, the source ends and ``failure`` says why."""
+    video_delay_s: float = 0.0
+    """How much later the camera's pictures arrive than the microphone's sound of the same
+    instant (a network camera's encoder, network and buffering: 0.5-2 s is common). Each frame
+    is placed this much earlier on the stream clock, so that a window pairs sound and pictures
+    of the same moment. Not used with ``mic="camera"``, whose tracks share the stream's clock."""
+
+    @property
+    def camera_audio(self) -> bool:
+        return self.use_mic and self.mic == CAMERA_AUDIO
 
     def __post_init__(self) -> None:
         if not (self.use_mic or self.use_camera):
-            raise DeviceError("--no-mic and --no-camera together leave nothing to capture")
+            raise AvstreamError("--no-mic and --no-camera together leave nothing to capture; "
+                                "expected at most one of them")
         if not self.give_up_after_s > 0:
             raise DeviceError(f"give-up time {self.give_up_after_s} s; expected > 0 seconds")
+        if not 0.0 <= self.video_delay_s <= MAX_VIDEO_DELAY_S:
+            raise AvstreamError(f"--video-delay {self.video_delay_s:g} s; expected 0 to "
+                                f"{MAX_VIDEO_DELAY_S:g} seconds")
+        if self.camera_audio and (not self.use_camera or not isinstance(self.camera, str)):
+            raise AvstreamError(f"--mic {CAMERA_AUDIO} takes the audio of the camera stream, but "
+                                f"the camera is {'off (--no-camera)' if not self.use_camera else self.camera}; "
+                                "expected --camera URL (rtsp://, udp://, http://...)")
 
 
-class LiveSource:
+class LiveSource(Source):
     """The ``Source`` of ``avstream live``: open it, iterate ``events()``, ``close()`` from anywhere."""
 
     def __init__(self, options: LiveOptions, clock: WallClock | None = None) -> None:
@@ -74,6 +95,7 @@ class LiveSource:
         """Set by the capture threads when there is something to read."""
         self._mic: MicrophoneSource | None = None
         self._camera: CameraSource | None = None
+        self._stream: CameraStreamSource | None = None
         self._info: SourceInfo | None = None
         self._startup: list[SourceEvent] = []
         self._all_lost_since: float | None = None
@@ -89,6 +111,8 @@ class LiveSource:
         """Open what was asked for. DeviceError if a named device does not exist, if PortAudio is
         missing, or if no device works; a device that exists but fails only starts lost."""
         mic_error = cam_error = None
+        if self.options.camera_audio:
+            return self._open_stream()
         if self.options.use_mic:
             # Resolution errors (no PortAudio, no such device) are the user's to fix: raised.
             mic = self.options.mic
@@ -96,7 +120,8 @@ class LiveSource:
             self._mic = MicrophoneSource(device, self._t, self._wake)
             mic_error = self._mic.open()
         if self.options.use_camera:
-            self._camera = CameraSource(self.options.camera, self._t, self._wake)
+            self._camera = CameraSource(self.options.camera, self._t, self._wake,
+                                        delay_s=self.options.video_delay_s)
             cam_error = self._camera.open()
         if (self._mic is None or mic_error) and (self._camera is None or cam_error):
             reasons = "; ".join(r for r in (mic_error, cam_error) if r)
@@ -108,6 +133,32 @@ class LiveSource:
         if cam_error:
             self._startup.append(ModalityLost(Modality.VIDEO, t, cam_error))
         self._info = self._make_info()
+        return self._info
+
+    def _open_stream(self) -> SourceInfo:
+        """``--mic camera``: both modalities from one stream (``stream_av``)."""
+        url = str(self.options.camera)
+        self._stream = CameraStreamSource(url, self._t, self._wake)
+        error = self._stream.open()
+        if error:
+            self._startup.append(ModalityLost(Modality.VIDEO, self.clock.now(), error))
+            self._startup.append(ModalityLost(Modality.AUDIO, self.clock.now(), error))
+        tracks = self._stream.tracks
+        details = [f"stream clock: t = CLOCK_MONOTONIC - {self.origin:.6f} s"]
+        if tracks is None:
+            details.append(f"camera stream {url} did not open: retrying with backoff")
+        else:
+            audio = (f"audio {tracks.audio_rate_hz} Hz, {tracks.audio_channels} ch"
+                     if tracks.audio_rate_hz else "no audio track: video only")
+            details.append(f"camera stream {url} opened ({tracks.width}x{tracks.height}, {audio}); "
+                           "sound and pictures aligned by the stream's own timestamps")
+        self._info = SourceInfo(
+            name=f"camera stream {url} (audio and video)", has_audio=True, has_video=True,
+            live=True, audio_rate_hz=tracks.audio_rate_hz if tracks else None,
+            audio_channels=tracks.audio_channels if tracks else None,
+            video_width=tracks.width if tracks else None,
+            video_height=tracks.height if tracks else None, video_fps=None,
+            details=tuple(details))
         return self._info
 
     def _make_info(self) -> SourceInfo:
@@ -129,6 +180,9 @@ class LiveSource:
             if self._camera.camera.frame_size is not None:
                 width, height = self._camera.camera.frame_size
                 details.append(f"{cam} opened ({width}x{height})")
+            if self.options.video_delay_s:
+                details.append(f"{cam}: frames placed {self.options.video_delay_s:g} s before "
+                               "they arrive (--video-delay)")
             else:
                 details.append(f"{cam} did not open: retrying with backoff")
         return SourceInfo(
@@ -152,7 +206,7 @@ class LiveSource:
             raise RuntimeError("LiveSource.events() before open()")
         yield from self._startup
         self._startup = []
-        devices = [d for d in (self._mic, self._camera) if d is not None]
+        devices = [d for d in (self._mic, self._camera, self._stream) if d is not None]
         last_yield = time.monotonic()
         while not self._closed.is_set():
             self._wake.clear()  # a capture thread setting it from here on is not missed
@@ -169,7 +223,8 @@ class LiveSource:
             else:
                 self._wake.wait(IDLE_EVERY_S - (now - last_yield))
 
-    def _gave_up(self, now: float, devices: list[MicrophoneSource | CameraSource]) -> bool:
+    def _gave_up(self, now: float,
+                 devices: list[MicrophoneSource | CameraSource | CameraStreamSource]) -> bool:
         if any(d.up for d in devices):
             self._all_lost_since = None
             return False
@@ -195,3 +250,6 @@ class LiveSource:
         cam, self._camera = self._camera, None
         if cam is not None:
             cam.close()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
