@@ -31,6 +31,7 @@ import onnxruntime as ort
 from avstream.bundle import schema
 from avstream.bundle.loader import load_bundle
 from avstream.errors import AvstreamError
+from avstream.inference.machine import cpu_model, cpuinfo
 from avstream.inference.session import CPU, CUDA, default_intra_threads, usable_cpus
 
 log = logging.getLogger(__name__)
@@ -77,25 +78,8 @@ class MachineInfo:
         return asdict(self)
 
 
-def _cpuinfo(field: str) -> str | None:
-    """The first value of ``field`` in /proc/cpuinfo (Linux only)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == field and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo, else what ``platform`` knows."""
-    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
-
-
 def cpu_flags() -> tuple[str, ...]:
-    flags = set((_cpuinfo("flags") or "").split())
+    flags = set((cpuinfo("flags") or "").split())
     return tuple(f for f in REPORTED_CPU_FLAGS if f in flags)
 
 
@@ -211,8 +195,8 @@ def prepare_bundle(config_name: str, variant: str, cache: Path | None = None) ->
     """A verified bundle of the untrained ``config_name`` model in ``variant`` (cached)."""
     if config_name not in CONFIG_NAMES:
         raise AvstreamError(f"config {config_name!r}; expected one of {list(CONFIG_NAMES)}")
-    if variant not in schema.VARIANTS:
-        raise AvstreamError(f"variant {variant!r}; expected one of {list(schema.VARIANTS)}")
+    if variant not in schema.PRECISIONS:
+        raise AvstreamError(f"variant {variant!r}; expected one of {list(schema.PRECISIONS)}")
     root = cache_root(cache)
     out = root / config_name / variant
     if _bundle_ok(out):

@@ -326,7 +326,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="replay as fast as possible (the only mode; accepted for clarity)")
     ap.add_argument("--config", choices=CONFIG_NAMES, default="paper",
                     help="untrained model to build and run (default: paper)")
-    ap.add_argument("--variant", choices=schema.VARIANTS, default="fp32")
+    ap.add_argument("--variant", choices=schema.PRECISIONS, default="fp32")
     ap.add_argument("--model", type=Path, help="run this bundle instead")
     ap.add_argument("--provider", help="force an ONNX Runtime provider (cpu, cuda)")
     ap.add_argument("--threads", type=int, default=0,

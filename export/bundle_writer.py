@@ -37,6 +37,7 @@ from avstream.bundle.manifest import (
     PrecisionVariant,
     Provenance,
     Quantization,
+    Timings,
     VideoSpec,
 )
 from avstream.errors import AvstreamError
@@ -57,6 +58,7 @@ from export.parity import (
     random_windows,
 )
 from export.quantize import load_split_windows
+from export.timing import time_graphs
 from export.variants import (
     CALIBRATION_SPLIT,
     measure_variant,
@@ -102,8 +104,8 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         for v in (self.variant, *self.extra):
-            if v not in schema.VARIANTS:
-                raise ExportInputError(f"precision {v!r}; expected one of {list(schema.VARIANTS)}")
+            if v not in schema.PRECISIONS:
+                raise ExportInputError(f"precision {v!r}; expected one of {list(schema.PRECISIONS)}")
         if self.variant in self.extra or len(set(self.extra)) != len(self.extra):
             raise ExportInputError(f"precisions {[self.variant, *self.extra]}; expected each once")
         if "int8" in (self.variant, *self.extra) and self.data_dir is None:
@@ -184,7 +186,8 @@ def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
               graphs: Mapping[str, ExportedGraph], precisions: Mapping[str, str],
               files: Mapping[str, str], opset: int, check: Mapping[str, Any],
               quantization: Quantization | None,
-              variants: Mapping[str, PrecisionVariant] | None = None) -> Manifest:
+              variants: Mapping[str, PrecisionVariant] | None = None,
+              timings: Timings | None = None) -> Manifest:
     cfg = ckpt.config
     specs = {}
     for name in schema.GRAPHS:
@@ -222,6 +225,7 @@ def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
         quantization=quantization,
         variants=dict(variants or {}),
         calibration=ckpt.temperatures.to_dict() if ckpt.calibration else {},
+        timings=timings,
     )
 
 
@@ -308,8 +312,9 @@ def export_bundle(ckpt_path: Path, out_dir: Path, options: ExportOptions) -> Exp
             variants[extra], extra_report = measure_variant(
                 staging, extra, specs, model, evaluation, len(calibration), eval_split)
             log.info("%s", extra_report.summary())
+        timings = time_graphs(load_bundle(staging).precisions())
         manifest = _manifest(ckpt, ckpt_path, ckpt_sha, variant, graphs, precisions, files,
-                             options.opset, check, quantization, variants)
+                             options.opset, check, quantization, variants, timings)
         _write_manifest(staging, manifest)
         load_bundle(staging)  # the written manifest must verify as the daemon will verify it
         if out_dir.exists():

@@ -125,6 +125,12 @@ def stream_format(m: Manifest) -> StreamFormat:
                     [t.shape for t in (*main.inputs, *main.outputs)]:
                 raise ManifestError(f"{where} has other tensor shapes than graphs.{name}; "
                                     f"expected the same stream format at every precision")
+    if m.timings is not None:
+        shipped = {m.variant, *m.variants}
+        for graph, by_precision in m.timings.median_ms.items():
+            if not set(by_precision) <= shipped:
+                raise ManifestError(f"timings.median_ms.{graph} names {sorted(by_precision)}; "
+                                    f"expected precisions the bundle ships ({sorted(shipped)})")
     return StreamFormat(
         classes=m.classes,
         sample_rate=a.sample_rate,

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from avstream.bundle.schema import PRECISIONS
+
 DTYPES: tuple[str, ...] = ("float32", "float16", "uint8")
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 VIDEO_LAYOUT = "NHWC"
 
 Dim = int | str
@@ -174,6 +175,30 @@ class PrecisionVariant:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """How long each graph takes at each precision the bundle ships, measured by the export on
+    its own machine: what ``--precision auto`` compares (avstream/inference/precision.py)."""
+
+    provider: str
+    """The ONNX Runtime provider the graphs ran on (auto uses these figures only there)."""
+    cpu: str
+    """The exporting machine's CPU model, as /proc/cpuinfo names it."""
+    threads: int
+    """Intra-op threads of the timed sessions."""
+    batch: int
+    """Items per run: one window (audio, head) or one frame (frame), as a live hop runs them."""
+    runs: int
+    """Timed runs per graph and precision, after warm-up runs; the figure is their median."""
+    median_ms: Mapping[str, Mapping[str, float]]
+    """Graph name -> precision -> median milliseconds of one run."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "cpu": self.cpu, "threads": self.threads,
+                "batch": self.batch, "runs": self.runs,
+                "median_ms": {g: dict(by) for g, by in self.median_ms.items()}}
+
+
+@dataclass(frozen=True)
 class Manifest:
     format: str
     format_version: int
@@ -193,6 +218,9 @@ class Manifest:
     calibration: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Output name -> temperature applied inside the graphs (their probabilities are already
     calibrated; informational for the daemon). Empty: an uncalibrated checkpoint."""
+    timings: Timings | None = None
+    """Per-graph speed of each precision on the exporting machine (optional field: bundles
+    exported before it have none, and ``auto`` then picks by provider alone)."""
 
     @property
     def n_classes(self) -> int:
@@ -214,6 +242,7 @@ class Manifest:
             **({"variants": {p: v.to_dict() for p, v in self.variants.items()}}
                if self.variants else {}),
             "calibration": dict(self.calibration),
+            **({"timings": self.timings.to_dict()} if self.timings is not None else {}),
         }
 
     @classmethod
@@ -235,4 +264,5 @@ from avstream.bundle.parse import check_format, parse_manifest  # noqa: E402
 
 __all__ = ["AudioSpec", "DTYPES", "ExportInfo", "GraphSpec", "Manifest", "ManifestError",
            "PRECISIONS", "PrecisionVariant", "Provenance", "Quantization", "TensorSpec",
+           "Timings",
            "VIDEO_LAYOUT", "VideoSpec", "check_format", "parse_manifest", "plain"]

@@ -24,6 +24,7 @@ from avstream.bundle.manifest import (
     Provenance,
     Quantization,
     TensorSpec,
+    Timings,
     VideoSpec,
 )
 
@@ -251,6 +252,33 @@ def _calibration(v: Any) -> Mapping[str, float]:
     return MappingProxyType(out)
 
 
+def _timings(v: Any) -> Timings | None:
+    """Optional (bundles exported before it have none): graph -> precision -> median ms > 0.
+    Whether the precisions named are shipped is checked with the rest in format.py."""
+    if v is None:
+        return None
+    p = "timings"
+    d = _obj(v, p)
+    by_graph = _obj(_get(d, "median_ms", p), f"{p}.median_ms")
+    if not set(by_graph) <= set(schema.GRAPHS):
+        raise ManifestError(f"field '{p}.median_ms' has {sorted(by_graph)}; expected names from "
+                            f"{list(schema.GRAPHS)}")
+    median_ms: dict[str, Mapping[str, float]] = {}
+    for graph, by_precision in by_graph.items():
+        where = f"{p}.median_ms.{graph}"
+        row = {}
+        for precision in _obj(by_precision, where):
+            ms = _number(by_precision, precision, where)
+            if precision not in PRECISIONS or not ms > 0:
+                raise ManifestError(f"field '{where}.{precision}' is {ms!r}; expected "
+                                    f"milliseconds > 0 for one of {list(PRECISIONS)}")
+            row[str(precision)] = ms
+        median_ms[str(graph)] = MappingProxyType(row)
+    return Timings(provider=_str(d, "provider", p), cpu=_str(d, "cpu", p),
+                   threads=_int(d, "threads", p), batch=_int(d, "batch", p),
+                   runs=_int(d, "runs", p), median_ms=MappingProxyType(median_ms))
+
+
 def parse_manifest(d: Any) -> Manifest:
     """A decoded manifest.json -> Manifest, or ManifestError naming the first bad field."""
     version = check_format(d)
@@ -270,7 +298,7 @@ def parse_manifest(d: Any) -> Manifest:
     window_seconds = _number(audio_d, "window_seconds", "audio")
     if window_seconds <= 0:
         raise ManifestError(f"field 'audio.window_seconds' is {window_seconds!r}; expected > 0")
-    variant = _str(d, "variant", "", schema.VARIANTS)
+    variant = _str(d, "variant", "", schema.PRECISIONS)
     m = Manifest(
         format=schema.FORMAT_NAME,
         format_version=version,
@@ -297,5 +325,6 @@ def parse_manifest(d: Any) -> Manifest:
         quantization=_quantization(_get(d, "quantization", "")),
         calibration=_calibration(d.get("calibration", {})),
         variants=_variants(d, variant),
+        timings=_timings(d.get("timings")),
     )
     return m

@@ -18,7 +18,12 @@ MANIFEST_NAME: Final[str] = "manifest.json"
 FORMAT_NAME: Final[str] = "avstream-bundle"
 FORMAT_VERSION: Final[int] = 1
 SUPPORTED_FORMAT_VERSIONS: Final[tuple[int, ...]] = (1,)
-VARIANTS: Final[tuple[str, ...]] = ("fp32", "fp16", "int8")
+PRECISIONS: Final[tuple[str, ...]] = ("fp32", "int8", "fp16")
+"""Every precision a bundle's graphs may have (the main variant or an extra one), in the order
+they are listed to users: the reference first, then the CPU's and the GPU's reduced one."""
+AUTO: Final[str] = "auto"
+"""``--precision auto``: the run picks among the precisions the bundle ships
+(avstream/inference/precision.py says how)."""
 BATCH_AXIS: Final[str] = "batch"
 
 AUDIO_GRAPH: Final[str] = "audio"

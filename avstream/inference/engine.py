@@ -21,7 +21,7 @@ import numpy as np
 
 from avstream.bundle import schema
 from avstream.bundle.loader import Bundle
-from avstream.inference.precision import choose_precision
+from avstream.inference.precision import AUTO, choose_precision
 from avstream.inference.session import GraphSession, SessionConfig
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,19 @@ class InferenceResult:
 
 
 class Engine:
-    """A verified bundle's sessions at one precision (see ``avstream.inference.precision``)."""
+    """A verified bundle's sessions, each graph at the precision ``--precision`` resolves to
+    (see ``avstream.inference.precision``)."""
 
     def __init__(self, bundle: Bundle, config: SessionConfig | None = None,
-                 precision: str = "auto") -> None:
+                 precision: str = AUTO) -> None:
         config = config or SessionConfig()
         self.format = bundle.format
         choice = choose_precision(bundle, precision, config.provider)
         self.precision = choice.precision
+        """One short name to print: ``int8``, or ``auto: frame int8, audio fp32, head fp32``."""
+        self.graph_precisions: dict[str, str] = dict(choice.graphs)
+        """Graph name -> the precision it runs in."""
+        self.precision_reason = choice.reason
         self.sessions = {name: GraphSession(name, path, config)
                          for name, path in choice.graph_paths.items()}
         self.audio = self.sessions[schema.AUDIO_GRAPH]
