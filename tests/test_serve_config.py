@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def parse(tmp_path: Path, text: str):
     path = tmp_path / "serve.toml"
     (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "out").mkdir(exist_ok=True)  # an output's folder must exist (checked at parse)
     return parse_serve_config(path, tomllib.loads(text))
 
 
@@ -61,8 +62,15 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     text = (REPO / "examples" / "serve.toml").read_text()
     (tmp_path / "recordings").mkdir()
     (tmp_path / "recordings" / "street.mp4").write_bytes(b"")
-    c = parse_serve_config(tmp_path / "serve.toml", tomllib.loads(text))
-    assert [s.name for s in c.streams] == ["entrance", "platform", "archive"]
+    (tmp_path / "out").mkdir()
+    c = parse_serve_config(tmp_path / "serve.toml", tomllib.loads(text),
+                           env={"AVSTREAM_MQTT_PASSWORD": "pw"})
+    assert [s.name for s in c.streams] == ["entrance", "platform", "yard", "archive"]
+    entrance, platform, yard, _ = c.streams
+    assert entrance.outputs.jsonl == str(tmp_path / "out" / "entrance.jsonl")
+    assert entrance.outputs.mqtt == "mqtt://avstream:pw@127.0.0.1:1883"
+    assert (platform.mic, platform.camera) == ("camera", "rtsp://10.0.0.21:554/stream1")
+    assert (yard.video_delay_s, yard.outputs.jsonl) == (1.2, str(tmp_path / "out" / "yard-camera.jsonl"))
 
 
 @pytest.mark.parametrize(("text", "entry", "expected"), [

@@ -1,5 +1,6 @@
 """JSON Schemas of what avstream writes: ``hop.schema.json`` (one JSON line per window) and
-``summary.schema.json`` (the exit summary of ``--summary-json``), shipped with the package.
+``summary.schema.json`` (the exit summary of ``--summary-json``), and of what it reads:
+``serve.schema.json`` (an ``avstream serve`` config, once read from TOML), shipped with the package.
 
 ``load(name)`` needs nothing beyond the standard library. ``validator(name)`` needs the
 ``jsonschema`` package (the ``dev`` extra) and also checks the schemas' own keyword
@@ -15,7 +16,8 @@ from typing import Any
 
 HOP = "hop"
 SUMMARY = "summary"
-NAMES: tuple[str, ...] = (HOP, SUMMARY)
+SERVE = "serve"
+NAMES: tuple[str, ...] = (HOP, SUMMARY, SERVE)
 DECIMALS_KEYWORD = "x-decimals"
 
 

@@ -1,30 +1,18 @@
-"""``avstream serve CONFIG``: the TOML file that names the streams, read into frozen dataclasses.
+"""``avstream serve CONFIG``: the TOML file that names a site's streams, read into frozen dataclasses.
 
-    model = "bundle"                 # one bundle (and one set of sessions) for every stream
-    provider = "cpu"                 # optional, as --provider
-    precision = "auto"               # optional, as --precision (auto, fp32, int8, fp16)
-    threads = 0                      # optional, intra-op threads per graph (0: automatic, the
-                                     # CPUs shared by the two lanes: encodes and windows)
-    max_batch = 16                   # requests run together at most
-    max_batch_wait_ms = 20           # how long a stream's request may wait for others
+``examples/serve.toml`` shows every key; ``avstream/schemas/serve.schema.json`` states the shape.
+Top level: ``model`` (one bundle and one set of sessions for every stream), ``provider``,
+``precision``, ``threads``, ``max_batch``, ``max_batch_wait_ms``; ``[defaults]``: pipeline options
+every stream starts from; ``[outputs]``: outputs every stream starts from (a site's broker,
+``jsonl_dir`` for ``<dir>/<name>.jsonl``); ``[streams.NAME]``: a device stream (``camera``,
+``mic``, ``video_delay``, ``place``) or a file stream (``file``, ``audio``, ``pace``), with its own
+pipeline options and ``[streams.NAME.outputs]``, which override ``[outputs]`` key by key.
 
-    [defaults]                       # pipeline options every stream starts from
-    hop = 0.2                        # seconds, as --hop
-    smoothing = "mean"               # and smooth_windows, margin, hold, floor as the options
-
-    [streams.lobby]                  # one table per stream; its name is in every record
-    camera = "0"                     # index or URL (rtsp://, udp://...); and/or
-    mic = "USB"                      # PortAudio index or name substring ("default": the default)
-    place = "lobby_host"             # with --ray: a Ray custom resource the actor must run on
-    [streams.lobby.outputs]
-    jsonl = "out/lobby.jsonl"        # any field of avstream.driver.Outputs (jsonl, later mqtt...)
-
-    [streams.archive]
-    file = "clips/a.mp4"             # a recording (audio = "a.wav" pairs a WAV, TAU style)
-    pace = "live"                    # live (default: as if captured now) or fast
-
-Relative paths are taken from the config file's folder. Every mistake is one line naming the
-entry (``streams.lobby.camera``), what was wrong and what was expected: exit 2.
+``${VAR}`` in any string is replaced by that environment variable (``$${`` for a literal
+``${``), so secrets stay in the service's environment file. Relative paths are taken from the
+config file's folder. Every mistake is one line naming the entry (``streams.lobby.camera``), what
+was wrong and what was expected; all of a file's mistakes are reported at once (``avstream serve
+CONFIG --check``): exit 2.
 """
 
 from __future__ import annotations
@@ -40,7 +28,18 @@ from typing import Any, Literal
 from avstream.driver import Outputs, pipeline_config
 from avstream.errors import AvstreamError
 from avstream.pipeline import PipelineConfig
+from avstream.serve.toml_values import (
+    device,
+    fail,
+    file_path,
+    key_names,
+    substitute_env,
+    typed,
+    unknown,
+)
 from avstream.smoothing import SmoothingConfig
+from avstream.sources.live import MAX_VIDEO_DELAY_S
+from avstream.sources.stream_av import CAMERA_AUDIO
 from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
 
 Pace = Literal["live", "fast"]
@@ -60,8 +59,14 @@ PIPELINE_KEYS: dict[str, Any] = {
 OUTPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Outputs) if f.name != "view")
 STREAM_NAME_OUTPUT = "name"
 """The ``Outputs`` field naming a stream in network outputs: the stream's name unless given."""
-SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs")
-TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms", "defaults", "streams")
+SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs", "video_delay")
+TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms",
+            "defaults", "streams", "outputs")
+JSONL_DIR = "jsonl_dir"
+"""``[outputs] jsonl_dir``: a folder where each stream writes ``<name>.jsonl``."""
+SITE_OUTPUT_KEYS: tuple[str, ...] = (*(k for k in OUTPUT_KEYS if k not in ("jsonl", "name")),
+                                     JSONL_DIR)
+"""What ``[outputs]`` may set for every stream: not a file or a name, which are each stream's."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,14 @@ class BatchingConfig:
             raise ValueError(f"max_batch_wait_ms {self.max_wait_ms}; expected a number >= 0")
 
 
+class ConfigErrors(AvstreamError):
+    """Every mistake of a config file, one line each (exit 2)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     name: str
@@ -92,6 +105,8 @@ class StreamConfig:
     """A PortAudio index or name substring, or ``DEFAULT_MIC``."""
     place: str | None = None
     """Ray custom resource the stream's actor needs (where its devices are)."""
+    video_delay_s: float = 0.0
+    """As ``avstream live --video-delay``: the camera's pictures placed this much earlier."""
 
     @property
     def live(self) -> bool:
@@ -108,20 +123,19 @@ class ServeConfig:
     batching: BatchingConfig = BatchingConfig()
 
 
-def _fail(path: Path, entry: str, problem: str, expected: str) -> AvstreamError:
-    return AvstreamError(f"{path}: {entry}: {problem}; expected {expected}")
-
-
-def _typed(path: Path, entry: str, value: Any, types: tuple[type, ...], expected: str) -> Any:
-    if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
-        raise _fail(path, entry, f"{value!r}", expected)
-    return value
-
-
-def _unknown(path: Path, where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise _fail(path, f"{where}{key}", "unknown key", f"one of {', '.join(allowed)}")
+def _site_outputs(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    table = data.get("outputs", {})
+    if not isinstance(table, Mapping):
+        raise fail(path, "outputs", f"{table!r}", "a table of outputs for every stream")
+    unknown(path, "outputs.", table, SITE_OUTPUT_KEYS)
+    site = dict(table)
+    if JSONL_DIR in site:
+        folder = file_path(path, f"outputs.{JSONL_DIR}", site[JSONL_DIR])
+        if not folder.is_dir():
+            raise fail(path, f"outputs.{JSONL_DIR}", f"{folder} is not a folder",
+                        "an existing folder for each stream's <name>.jsonl")
+        site[JSONL_DIR] = folder
+    return site
 
 
 def _pipeline(path: Path, where: str, table: Mapping[str, Any], base: Mapping[str, Any]
@@ -130,7 +144,7 @@ def _pipeline(path: Path, where: str, table: Mapping[str, Any], base: Mapping[st
     for key, default in PIPELINE_KEYS.items():
         if key in table:
             kind = (str,) if isinstance(default, str) else (int,) if isinstance(default, int) else (int, float)
-            values[key] = _typed(path, f"{where}{key}", table[key], kind,
+            values[key] = typed(path, f"{where}{key}", table[key], kind,
                                  f"a {'string' if kind == (str,) else 'number'}")
     try:
         config = pipeline_config(values["hop"], values["smoothing"], values["smooth_windows"],
@@ -140,83 +154,110 @@ def _pipeline(path: Path, where: str, table: Mapping[str, Any], base: Mapping[st
     return config, values
 
 
-def _device(path: Path, entry: str, value: Any) -> int | str:
-    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
-        raise _fail(path, entry, f"{value!r}", "a device index or a name/URL string")
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return value
-
-
-def _file(path: Path, entry: str, value: Any) -> Path:
-    _typed(path, entry, value, (str,), "a file path (string)")
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else path.parent / p
-
-
-def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any]) -> StreamConfig:
+def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any],
+            site: Mapping[str, Any]) -> StreamConfig:
     where = f"streams.{name}"
     if not isinstance(table, Mapping):
-        raise _fail(path, where, f"{table!r}", "a table ([streams.NAME])")
-    _unknown(path, f"{where}.", table, SOURCE_KEYS + tuple(PIPELINE_KEYS))
+        raise fail(path, where, f"{table!r}", "a table ([streams.NAME])")
+    unknown(path, f"{where}.", table, SOURCE_KEYS + tuple(PIPELINE_KEYS))
     pipeline, _ = _pipeline(path, f"{where}.", table, base)
     outputs_table = table.get("outputs", {})
     if not isinstance(outputs_table, Mapping):
-        raise _fail(path, f"{where}.outputs", f"{outputs_table!r}", "a table of outputs")
-    _unknown(path, f"{where}.outputs.", outputs_table, OUTPUT_KEYS)
-    outputs_values = {k: (str(_file(path, f"{where}.outputs.{k}", v)) if k == "jsonl" and v != "-"
-                          else v) for k, v in outputs_table.items()}
+        raise fail(path, f"{where}.outputs", f"{outputs_table!r}", "a table of outputs")
+    unknown(path, f"{where}.outputs.", outputs_table, OUTPUT_KEYS)
+    inherited = {k: v for k, v in site.items() if k != JSONL_DIR}
+    if JSONL_DIR in site:
+        inherited["jsonl"] = str(Path(site[JSONL_DIR]) / f"{name}.jsonl")
+    own = {k: (str(file_path(path, f"{where}.outputs.{k}", v)) if k == "jsonl" and v != "-" else v)
+           for k, v in outputs_table.items()}
+    outputs_values = {**inherited, **own}
     if STREAM_NAME_OUTPUT in OUTPUT_KEYS:  # network outputs name their topics/metrics by it
         outputs_values.setdefault(STREAM_NAME_OUTPUT, name)
     try:
         outputs = Outputs(view=False, **outputs_values)
+        outputs.check()
     except (TypeError, ValueError, AvstreamError) as e:
-        raise _fail(path, f"{where}.outputs", str(e), "valid output options") from e
+        raise AvstreamError(f"{path}: {where}.outputs.{key_names(str(e))}") from e
     has_file = "file" in table
     has_device = "camera" in table or "mic" in table
     if has_file == has_device:
-        raise _fail(path, where, "has " + ("both a file and a device" if has_file else
+        raise fail(path, where, "has " + ("both a file and a device" if has_file else
                                            "no source"),
                     "either file = PATH, or camera and/or mic")
     place = table.get("place")
     if place is not None:
-        _typed(path, f"{where}.place", place, (str,), "a Ray custom resource name")
+        typed(path, f"{where}.place", place, (str,), "a Ray custom resource name")
     if has_file:
         pace = table.get("pace", "live")
         if pace not in PACES:
-            raise _fail(path, f"{where}.pace", f"{pace!r}", f"one of {', '.join(PACES)}")
-        file = _file(path, f"{where}.file", table["file"])
+            raise fail(path, f"{where}.pace", f"{pace!r}", f"one of {', '.join(PACES)}")
+        file = file_path(path, f"{where}.file", table["file"])
         if not file.is_file():
-            raise _fail(path, f"{where}.file", f"{file} does not exist", "a media file")
-        audio = None if "audio" not in table else _file(path, f"{where}.audio", table["audio"])
+            raise fail(path, f"{where}.file", f"{file} does not exist", "a media file")
+        audio = None if "audio" not in table else file_path(path, f"{where}.audio", table["audio"])
         if audio is not None and not audio.is_file():
-            raise _fail(path, f"{where}.audio", f"{audio} does not exist", "a WAV file")
+            raise fail(path, f"{where}.audio", f"{audio} does not exist", "a WAV file")
         return StreamConfig(name=name, pipeline=pipeline, outputs=outputs, file=file,
                             audio=audio, pace=pace, place=place)
     for key in ("audio", "pace"):
         if key in table:
-            raise _fail(path, f"{where}.{key}", "given for a device stream", "it only with file")
-    camera = None if "camera" not in table else _device(path, f"{where}.camera", table["camera"])
-    mic = None if "mic" not in table else _device(path, f"{where}.mic", table["mic"])
+            raise fail(path, f"{where}.{key}", "given for a device stream", "it only with file")
+    camera = None if "camera" not in table else device(path, f"{where}.camera", table["camera"])
+    mic = None if "mic" not in table else device(path, f"{where}.mic", table["mic"])
+    if mic == CAMERA_AUDIO and not isinstance(camera, str):
+        raise fail(path, f"{where}.mic", f'"{CAMERA_AUDIO}" with camera = {camera!r}',
+                    "a camera stream URL (rtsp://, udp://...) whose audio track to use")
+    delay = typed(path, f"{where}.video_delay", table.get("video_delay", 0.0), (int, float),
+                   "seconds >= 0")
+    if not 0 <= delay <= MAX_VIDEO_DELAY_S:
+        raise fail(path, f"{where}.video_delay", f"{delay}", f"0 to {MAX_VIDEO_DELAY_S:g} seconds")
     return StreamConfig(name=name, pipeline=pipeline, outputs=outputs, camera=camera, mic=mic,
-                        place=place)
+                        place=place, video_delay_s=float(delay))
 
 
-def parse_serve_config(path: Path, data: Mapping[str, Any]) -> ServeConfig:
-    """The parsed TOML of ``path`` -> ServeConfig (AvstreamError naming the entry otherwise)."""
-    _unknown(path, "", data, TOP_KEYS)
+def parse_serve_config(path: Path, data: Mapping[str, Any],
+                       env: Mapping[str, str] | None = None) -> ServeConfig:
+    """The parsed TOML of ``path`` -> ServeConfig; ConfigErrors with every mistake otherwise
+    (the first of each section: a later key of a broken stream may depend on an earlier one)."""
+    errors: list[str] = []
+    data = substitute_env(path, data, env=env, errors=errors)
+
+    def checked(fn, *args):  # noqa: ANN001, ANN202 - a section's parser and its arguments
+        try:
+            return fn(*args)
+        except AvstreamError as e:
+            errors.extend(e.errors if isinstance(e, ConfigErrors) else [str(e)])
+            return None
+
+    top = checked(_top, path, data)
+    base = checked(_defaults, path, data)
+    site = checked(_site_outputs, path, data)
+    streams_table = data.get("streams")
+    streams: list[StreamConfig | None] = []
+    if not isinstance(streams_table, Mapping) or not streams_table:
+        errors.append(str(fail(path, "streams", "missing or empty",
+                                "one [streams.NAME] table per stream")))
+    elif base is not None and site is not None:
+        streams = [checked(_stream, path, name, t, base, site) for name, t in streams_table.items()]
+    if errors or top is None:
+        raise ConfigErrors(errors)
+    return dataclasses.replace(top, streams=tuple(s for s in streams if s is not None))
+
+
+def _top(path: Path, data: Mapping[str, Any]) -> ServeConfig:
+    unknown(path, "", data, TOP_KEYS)
     if "model" not in data:
-        raise _fail(path, "model", "missing", "the bundle directory every stream uses")
-    model = _file(path, "model", data["model"])
+        raise fail(path, "model", "missing", "the bundle directory every stream uses")
+    model = file_path(path, "model", data["model"])
     provider = data.get("provider")
     if provider is not None:
-        _typed(path, "provider", provider, (str,), "a provider name (cpu, cuda...)")
-    precision = _typed(path, "precision", data.get("precision", "auto"), (str,),
+        typed(path, "provider", provider, (str,), "a provider name (cpu, cuda...)")
+    precision = typed(path, "precision", data.get("precision", "auto"), (str,),
                        "auto, fp32, int8 or fp16")
-    threads = _typed(path, "threads", data.get("threads", 0), (int,), "an integer >= 0")
-    max_batch = _typed(path, "max_batch", data.get("max_batch", DEFAULT_MAX_BATCH), (int,),
+    threads = typed(path, "threads", data.get("threads", 0), (int,), "an integer >= 0")
+    max_batch = typed(path, "max_batch", data.get("max_batch", DEFAULT_MAX_BATCH), (int,),
                        "an integer >= 1")
-    wait = _typed(path, "max_batch_wait_ms", data.get("max_batch_wait_ms",
+    wait = typed(path, "max_batch_wait_ms", data.get("max_batch_wait_ms",
                                                       DEFAULT_MAX_BATCH_WAIT_MS),
                   (int, float), "milliseconds >= 0")
     try:
@@ -224,19 +265,18 @@ def parse_serve_config(path: Path, data: Mapping[str, Any]) -> ServeConfig:
     except ValueError as e:
         raise AvstreamError(f"{path}: {e}") from e
     if threads < 0:
-        raise _fail(path, "threads", f"{threads}", "an integer >= 0 (0: automatic)")
+        raise fail(path, "threads", f"{threads}", "an integer >= 0 (0: automatic)")
+    return ServeConfig(model=model, provider=provider, precision=precision, threads=threads,
+                       batching=batching, streams=())
+
+
+def _defaults(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, Mapping):
-        raise _fail(path, "defaults", f"{defaults!r}", "a table of pipeline options")
-    _unknown(path, "defaults.", defaults, tuple(PIPELINE_KEYS))
+        raise fail(path, "defaults", f"{defaults!r}", "a table of pipeline options")
+    unknown(path, "defaults.", defaults, tuple(PIPELINE_KEYS))
     _, base = _pipeline(path, "defaults.", defaults, PIPELINE_KEYS)
-    streams = data.get("streams")
-    if not isinstance(streams, Mapping) or not streams:
-        raise _fail(path, "streams", "missing or empty", "one [streams.NAME] table per stream")
-    return ServeConfig(
-        model=model, provider=provider, precision=precision, threads=threads, batching=batching,
-        streams=tuple(_stream(path, name, t, base) for name, t in streams.items()),
-    )
+    return base
 
 
 def load_serve_config(path: Path) -> ServeConfig:

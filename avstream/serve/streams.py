@@ -100,7 +100,8 @@ def open_source(config: StreamConfig) -> tuple[Source, WallClock | None]:
     mic = None if config.mic == DEFAULT_MIC else config.mic
     live = LiveSource(LiveOptions(mic=mic, camera=0 if config.camera is None else config.camera,
                                   use_mic=config.mic is not None,
-                                  use_camera=config.camera is not None))
+                                  use_camera=config.camera is not None,
+                                  video_delay_s=config.video_delay_s))
     try:
         live.open()
     except BaseException:
