@@ -107,6 +107,7 @@ class Pipeline:
         """One event in (asked for at ``perf_counter`` time ``asked``); every window it
         completes is run, or dropped when it waited too long for the engine, before this returns."""
         self.arrivals.note(event, time.perf_counter() if asked is None else asked)
+        self.reporter.source_event(event)
         self._run_all(self.assembler.feed(event))
 
     def finish(self) -> None:

@@ -10,6 +10,7 @@ component skips with the reason, or fails under AVSTREAM_REQUIRE_LIVE=1 (tests/l
 from __future__ import annotations
 
 import contextlib
+import getpass
 import importlib.util
 import os
 import shutil
@@ -48,11 +49,27 @@ def require_python(module: str, extra: str) -> None:
 # --------------------------------------------------------------------------- broker
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA, a server certificate it signed (for 127.0.0.1), and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+    """A CA that signed nothing here: a client trusting only it must refuse the broker."""
+
+
 @dataclass
 class Broker:
     root: Path
     port: int
     proc: subprocess.Popen | None = None
+    tls: TlsFiles | None = None
+    tls_port: int | None = None
+    """With ``tls``: a second listener that speaks TLS and requires a client certificate."""
 
     @property
     def url(self) -> str:
@@ -60,8 +77,15 @@ class Broker:
 
     def start(self) -> Broker:
         conf = self.root / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} {LOOPBACK}\nallow_anonymous true\n"
-                        f"persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n")
+        text = f"listener {self.port} {LOOPBACK}\n"
+        if self.tls is not None:
+            t = self.tls
+            text += (f"listener {self.tls_port} {LOOPBACK}\ncafile {t.ca}\ncertfile "
+                     f"{t.server_cert}\nkeyfile {t.server_key}\nrequire_certificate true\n")
+        # 'user': run as whoever runs the tests (as root, mosquitto would otherwise switch to
+        # the user 'mosquitto', who cannot read the test's certificates in its temp dir)
+        conf.write_text(text + f"user {getpass.getuser()}\nallow_anonymous true\n"
+                        "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n")
         log = (self.root / "mosquitto.log").open("a")
         self.proc = subprocess.Popen(
             ["timeout", "-s", "KILL", str(BROKER_LIFETIME_S), "mosquitto", "-c", str(conf)],
@@ -85,16 +109,81 @@ class Broker:
 
 
 @contextlib.contextmanager
-def mosquitto(root: Path) -> Iterator[Broker]:
+def mosquitto(root: Path, tls: TlsFiles | None = None) -> Iterator[Broker]:
     if shutil.which("mosquitto") is None:
         missing("mosquitto is not installed (Debian package mosquitto; see .ci/live-setup.sh)")
     require_python("paho.mqtt", "mqtt")
     root.mkdir(parents=True, exist_ok=True)
-    broker = Broker(root, free_tcp_port()).start()
+    broker = Broker(root, free_tcp_port(), tls=tls,
+                    tls_port=None if tls is None else free_tcp_port()).start()
     try:
         yield broker
     finally:
         broker.kill()
+
+
+def make_tls_files(root: Path) -> TlsFiles:
+    """Certificates made here with the ``cryptography`` package (EC P-256, valid one day)."""
+    require_python("cryptography", "dev")
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    root.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write(stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+        crt, pem = root / f"{stem}.crt", root / f"{stem}.key"
+        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+        return crt, pem
+
+    def issue(cn: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+              signer: ec.EllipticCurvePrivateKey, ca: bool, usage: object = None,
+              san: object = None) -> x509.Certificate:
+        b = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5))
+             .not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            b = b.add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+            b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                critical=False)
+        else:
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                signer.public_key()), critical=False)
+        if usage is not None:
+            b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if san is not None:
+            b = b.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    keys = {k: ec.generate_private_key(ec.SECP256R1()) for k in ("ca", "server", "client", "other")}
+    ca_cert = issue("avstream test CA", keys["ca"], name("avstream test CA"), keys["ca"], True)
+    ca, _ = write("ca", ca_cert, keys["ca"])
+    other, _ = write("other-ca", issue("another CA", keys["other"], name("another CA"),
+                                       keys["other"], True), keys["other"])
+    server = issue(LOOPBACK, keys["server"], ca_cert.subject, keys["ca"], False,
+                   ExtendedKeyUsageOID.SERVER_AUTH,
+                   x509.IPAddress(ipaddress.ip_address(LOOPBACK)))
+    server_cert, server_key = write("server", server, keys["server"])
+    client = issue("avstream client", keys["client"], ca_cert.subject, keys["ca"], False,
+                   ExtendedKeyUsageOID.CLIENT_AUTH)
+    client_cert, client_key = write("client", client, keys["client"])
+    return TlsFiles(ca, server_cert, server_key, client_cert, client_key, other)
 
 
 @dataclass(frozen=True)

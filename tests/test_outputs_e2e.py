@@ -155,10 +155,12 @@ def test_replay_publishes_to_mqtt_and_the_page_follows_it(
     wall = float(re.search(r"in ([0-9.]+) s wall", stdout).group(1))
     assert wall < stream_s + 15, stdout
     m = timeline["metrics"]
-    assert m[("avstream_windows_total", (("stream", "e2e"),))] > 0
+    assert m[("avstream_hops_total", (("stream", "e2e"),))] > 0
     assert sum(v for (name, labels), v in m.items() if name == "avstream_label") == 1
     assert m[("avstream_hop_latency_seconds_count", (("stage", "total"), ("stream", "e2e")))] > 0
-    assert ("avstream_dropped_total", (("kind", "mqtt_messages"), ("stream", "e2e"))) in m
+    for reason in ("queue_full", "disconnected"):
+        assert ("avstream_mqtt_messages_dropped_total", (("reason", reason), ("stream", "e2e"))) in m
+    assert m[("avstream_source_up", (("source", "camera"), ("stream", "e2e")))] == 1
 
 
 def _watch(run: Run, broker: Broker, page: object, url: str, online_at: float,

@@ -117,10 +117,10 @@ def test_metrics_parse_with_prometheus_own_parser(sink: HttpSink) -> None:
     value = {(s.name, tuple(sorted(s.labels.items()))): s.value
              for f in families.values() for s in f.samples}
     room = (("stream", "room1"),)
-    assert families["avstream_windows"].type == "counter"
-    assert value[("avstream_windows_total", room)] == len(labels)
-    assert value[("avstream_dropped_total", (("kind", "hops"), *room))] == (len(labels) - 1) // 10
-    assert value[("avstream_dropped_total", (("kind", "http_events"), *room))] == 0
+    assert families["avstream_hops"].type == "counter"
+    assert value[("avstream_hops_total", room)] == len(labels)
+    assert value[("avstream_hops_dropped_total", room)] == (len(labels) - 1) // 10
+    assert value[("avstream_http_events_dropped_total", room)] == 0
     assert value[("avstream_label", (("label", "tram"), *room))] == 1
     assert value[("avstream_label", (("label", "park"), *room))] == 0
     assert value[("avstream_label", (("label", "unknown"), *room))] == 0
@@ -131,7 +131,7 @@ def test_metrics_parse_with_prometheus_own_parser(sink: HttpSink) -> None:
                   (("le", "0.05"), ("stage", "frame"), *room))] == len(labels)
     assert value[("avstream_hop_latency_seconds_bucket",
                   (("le", "0.025"), ("stage", "frame"), *room))] == 0
-    assert value[("avstream_probability", (("class", "tram"), *room))] == pytest.approx(0.8)
+    assert value[("avstream_probability_ratio", (("class", "tram"), *room))] == pytest.approx(0.8)
 
 
 def read_events(sock: socket.socket, n: int, timeout_s: float = 5.0) -> list[dict]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.summary import RunSummary
@@ -16,3 +16,18 @@ class Sink(Protocol):
     def hop(self, record: HopRecord) -> None: ...
 
     def end(self, summary: RunSummary) -> None: ...
+
+
+SOURCE_OF_MODALITY: Final[dict[str, str]] = {"audio": "microphone", "video": "camera"}
+"""The input behind each modality, as the outputs name it (``avstream_source_up{source}``, the
+Home Assistant connectivity sensors): the microphone is whatever feeds the audio (a file's
+audio track in a replay), the camera whatever feeds the video."""
+
+
+@runtime_checkable
+class SourceWatcher(Protocol):
+    """A sink that also shows whether each input delivers: told when the source reports one
+    lost or back (``ModalityLost`` / ``ModalityRestored``). At ``start()`` every input of the
+    run's ``source_modalities`` is up."""
+
+    def source_changed(self, source: str, up: bool, t: float) -> None: ...

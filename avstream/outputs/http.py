@@ -177,6 +177,10 @@ class HttpSink:
         if self.events.client_count:
             self.events.publish(Event("hop", compact_json(j)))
 
+    def source_changed(self, source: str, up: bool, t: float) -> None:
+        """The camera or microphone was lost or is back (``SourceWatcher``): /status, /metrics."""
+        self.status.source_changed(source, up)
+
     def end(self, summary: RunSummary) -> None:
         self.status.end(summary)
         summary.outputs[NAME] = self.stats.of(NAME)

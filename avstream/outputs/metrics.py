@@ -1,16 +1,27 @@
-"""Prometheus metrics of one stream (prometheus_client), for ``GET /metrics``.
+"""Prometheus metrics for one stream (prometheus_client), by the Prometheus naming conventions:
+one metric per quantity, its unit in the name, ``_total`` on counters, no metric names in
+labels, no series that is the sum of others. docs/metrics.md lists every metric.
 
-Latencies are observed per hop into histograms; everything else is read from the stream's
-status at scrape time, so a scrape costs the pipeline nothing. Every metric carries a ``stream``
-label (several streams can share one registry later). Names and labels: README, "HTTP".
+The hop latency histogram is observed on each hop; everything else is read from the stream's
+status at scrape time, so a scrape costs the pipeline nothing. Every avstream metric carries a
+``stream`` label (several streams can share one registry); the registry also holds
+prometheus_client's standard ``process_*`` and ``python_*`` collectors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -26,25 +37,53 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """1 ms (smoothing) to 10 s (a hop far behind the wall clock)."""
-DROP_KINDS: dict[str, str] = {
-    "hops": "hops_dropped",
-    "windows_without_media": "windows_without_media",
-    "windows_invalid": "windows_invalid",
-    "corrupt_packets": "corrupt_packets",
-    "frames_skipped": "frames_skipped",
-    "frames_overflowed": "frames_overflowed",
-    "audio_overflows": "audio_overflows",
-    "audio_samples": "audio_samples_dropped",
-    "audio_late_samples": "audio_late_samples",
+PREFIX: Final[str] = "avstream_"
+COUNTER_RENAMES: Final[dict[str, str]] = {"windows": "hops"}
+"""Pipeline counters whose metric is not ``avstream_<counter>_total``: ``windows`` counts the
+hops inferred (one hop record each), next to ``hops_dropped``."""
+OUTPUT_METRICS: Final[dict[tuple[str, str], tuple[str, dict[str, str]]]] = {
+    ("mqtt", "published"): ("mqtt_messages_published", {}),
+    ("mqtt", "dropped_queue_full"): ("mqtt_messages_dropped", {"reason": "queue_full"}),
+    ("mqtt", "dropped_disconnected"): ("mqtt_messages_dropped", {"reason": "disconnected"}),
+    ("mqtt", "connects"): ("mqtt_connects", {}),
+    ("mqtt", "disconnects"): ("mqtt_disconnects", {}),
+    ("http", "requests"): ("http_requests", {}),
+    ("http", "unauthorized"): ("http_requests_unauthorized", {}),
+    ("http", "clients"): ("http_event_clients", {}),
+    ("http", "events_sent"): ("http_events_sent", {}),
+    ("http", "dropped"): ("http_events_dropped", {}),
+    ("http", "clients_dropped"): ("http_event_clients_dropped", {}),
 }
-"""``avstream_dropped_total{kind}`` -> the pipeline counter it reads (README, "Counters")."""
-OUTPUT_DROP_KINDS: dict[str, str] = {"mqtt": "mqtt_messages", "http": "http_events"}
+"""(output, counter) -> (metric name without prefix and ``_total``, extra labels). Any other
+output counter is ``avstream_<output>_<counter>_total``."""
+OUTPUT_SUMS: Final[frozenset[tuple[str, str]]] = frozenset({("mqtt", "dropped")})
+"""Output counters that are the sum of others (the summary line's totals): not exported, the
+parts are (``sum by (stream)`` gives them back)."""
+
+
+def counter_metric(counter: str) -> str:
+    """The metric name (without ``_total``) of the pipeline counter ``counter``."""
+    return PREFIX + COUNTER_RENAMES.get(counter, counter)
+
+
+def output_metric(output: str, counter: str) -> tuple[str, dict[str, str]] | None:
+    """The metric name (without ``_total``) and extra labels of an output counter; None for a
+    sum of other counters."""
+    if (output, counter) in OUTPUT_SUMS:
+        return None
+    name, labels = OUTPUT_METRICS.get((output, counter), (f"{output}_{counter}", {}))
+    return PREFIX + name, labels
 
 
 class StreamMetrics:
     def __init__(self, status: StreamStatus, registry: CollectorRegistry | None = None) -> None:
         self.status = status
-        self.registry = registry or CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
         self.latency = Histogram(
             "avstream_hop_latency_seconds",
             "Per-stage hop latency (stages as in the hop record's latency_ms).",
@@ -68,69 +107,83 @@ class _StreamCollector:
 
     def collect(self) -> Iterator[Metric]:
         s = self.status.snapshot()
-        name = s["stream"]
-        counters: dict[str, Any] = s["counters"]
-        outputs: dict[str, dict[str, int]] = s["outputs"]
+        yield from _counters(s)
+        yield from _outputs(s)
+        yield from _result(s)
+        yield from _run(s)
 
-        windows = CounterMetricFamily("avstream_windows", "Windows inferred (one hop record each).",
-                                      labels=["stream"])
-        windows.add_metric([name], counters.get("windows", 0))
-        yield windows
 
-        dropped = CounterMetricFamily(
-            "avstream_dropped", "Things skipped or lost, by kind.", labels=["stream", "kind"])
-        for kind, field in DROP_KINDS.items():
-            dropped.add_metric([name, kind], counters.get(field, 0))
-        for output, kind in OUTPUT_DROP_KINDS.items():
-            if output in outputs:
-                dropped.add_metric([name, kind], outputs[output]["dropped"])
-        yield dropped
+def _counters(s: dict[str, Any]) -> Iterator[Metric]:
+    name = s["stream"]
+    for counter, value in s["counters"].items():
+        family = CounterMetricFamily(
+            counter_metric(counter), f"The pipeline counter {counter} (docs/metrics.md).",
+            labels=["stream"])
+        family.add_metric([name], value)
+        yield family
 
-        pipeline = CounterMetricFamily(
-            "avstream_pipeline", "Every pipeline counter of the hop record, by name.",
-            labels=["stream", "counter"])
-        for key, value in counters.items():
-            pipeline.add_metric([name, key], value)
-        yield pipeline
 
-        out = CounterMetricFamily("avstream_output", "What each network output sent and dropped.",
-                                  labels=["stream", "output", "counter"])
-        for output, counts in outputs.items():
-            for key, value in counts.items():
-                out.add_metric([name, output, key], value)
-        yield out
+def _outputs(s: dict[str, Any]) -> Iterator[Metric]:
+    name = s["stream"]
+    families: dict[str, CounterMetricFamily] = {}
+    for output, counts in s["outputs"].items():
+        for counter, value in counts.items():
+            metric = output_metric(output, counter)
+            if metric is None:
+                continue
+            metric_name, labels = metric
+            family = families.get(metric_name)
+            if family is None:
+                family = families[metric_name] = CounterMetricFamily(
+                    metric_name, f"The {output} output's {counter} (docs/metrics.md).",
+                    labels=["stream", *labels])
+            family.add_metric([name, *labels.values()], value)
+    yield from families.values()
 
-        label = GaugeMetricFamily("avstream_label", "1 for the current smoothed label, else 0.",
-                                  labels=["stream", "label"])
-        for cls in (*s["classes"], UNKNOWN):
-            label.add_metric([name, cls], 1.0 if cls == s["label"] else 0.0)
-        yield label
 
-        prob = GaugeMetricFamily("avstream_probability", "Smoothed probability per class.",
-                                 labels=["stream", "class"])
-        for cls, p in s["probs"].items():
-            prob.add_metric([name, cls], p)
-        yield prob
+def _result(s: dict[str, Any]) -> Iterator[Metric]:
+    name = s["stream"]
+    label = GaugeMetricFamily("avstream_label", "1 for the current smoothed label, else 0.",
+                              labels=["stream", "label"])
+    for cls in (*s["classes"], UNKNOWN):
+        label.add_metric([name, cls], 1.0 if cls == s["label"] else 0.0)
+    yield label
+    prob = GaugeMetricFamily("avstream_probability_ratio", "Smoothed probability per class (0-1).",
+                             labels=["stream", "class"])
+    for cls, p in s["probs"].items():
+        prob.add_metric([name, cls], p)
+    yield prob
+    confidence = GaugeMetricFamily("avstream_confidence_ratio",
+                                   "Smoothed probability of the current label (0-1).",
+                                   labels=["stream"])
+    confidence.add_metric([name], s["confidence"] or 0.0)
+    yield confidence
+    if s["wall_time"] is not None:
+        last = GaugeMetricFamily("avstream_last_hop_timestamp_seconds",
+                                 "Unix time of the latest hop record.", labels=["stream"])
+        last.add_metric([name], s["wall_time"])
+        yield last
 
-        confidence = GaugeMetricFamily("avstream_confidence",
-                                       "Smoothed probability of the current label.",
-                                       labels=["stream"])
-        confidence.add_metric([name], s["confidence"] or 0.0)
-        yield confidence
 
-        up = GaugeMetricFamily("avstream_uptime_seconds", "Seconds since the outputs started.",
-                               labels=["stream"])
-        up.add_metric([name], s["uptime_s"])
-        yield up
-
-        running = GaugeMetricFamily("avstream_running", "1 while the run is going.",
-                                    labels=["stream"])
-        running.add_metric([name], 1.0 if s["running"] else 0.0)
-        yield running
-
-        if s["source"] is not None:
-            info = InfoMetricFamily("avstream_run", "What the run is.", labels=["stream"])
-            providers = ",".join(sorted({p[0] for p in s["providers"].values() if p}))
-            info.add_metric([name], {"source": s["source"], "paced": s["paced"] or "",
-                                     "providers": providers, "precision": s["precision"] or ""})
-            yield info
+def _run(s: dict[str, Any]) -> Iterator[Metric]:
+    name = s["stream"]
+    up = GaugeMetricFamily("avstream_source_up",
+                           "1 while the input delivers, 0 after the source reported it lost.",
+                           labels=["stream", "source"])
+    for source, is_up in sorted(s["sources"].items()):
+        up.add_metric([name, source], 1.0 if is_up else 0.0)
+    yield up
+    start = GaugeMetricFamily("avstream_start_time_seconds",
+                              "Unix time the stream's outputs started.", labels=["stream"])
+    start.add_metric([name], s["started_unix"])
+    yield start
+    running = GaugeMetricFamily("avstream_running", "1 while the run is going.",
+                                labels=["stream"])
+    running.add_metric([name], 1.0 if s["running"] else 0.0)
+    yield running
+    if s["source"] is not None:
+        info = InfoMetricFamily("avstream_run", "What the run is.", labels=["stream"])
+        providers = ",".join(sorted({p[0] for p in s["providers"].values() if p}))
+        info.add_metric([name], {"source": s["source"], "paced": s["paced"] or "",
+                                 "providers": providers, "precision": s["precision"] or ""})
+        yield info

@@ -1,18 +1,22 @@
-"""MQTT output (paho-mqtt 2.x): a retained state per label change, hop records at a set rate,
-an availability topic with a last will, and Home Assistant discovery.
+"""MQTT output (paho-mqtt 2.x): a retained state per label change, the confidence at a bounded
+rate, each input's connectivity, hop records at a set rate, an availability topic with a last
+will, and Home Assistant discovery (``homeassistant.py``).
 
-Topics, with ``base = <prefix>/<name>`` (README, "MQTT"):
+Topics, with ``base = <prefix>/<name>`` (docs/home-assistant.md):
 
 - ``<base>/availability``  ``online`` / ``offline``, retained; ``offline`` is also the last will
 - ``<base>/state``         retained JSON, published when the label changes (and again on connect)
+- ``<base>/confidence``    retained JSON, on each label change and at least every
+  ``confidence_interval_s`` of stream time
+- ``<base>/camera``, ``<base>/microphone``  retained ``ON`` / ``OFF`` (the inputs the run has)
 - ``<base>/hop``           the full hop record (the JSON-lines object), at ``hop_rate_hz``
-- ``<discovery>/sensor/avstream_<name>/scene/config``  retained Home Assistant discovery config
+- ``<discovery>/{sensor,binary_sensor}/avstream_<name>/<entity>/config``  retained discovery
 
 The pipeline never waits for the broker: ``hop()`` only puts a message on a bounded queue; a
 worker thread publishes. A full queue, or a broker that is away, drops the message and counts it
 (``OutputStats``); paho reconnects with exponential backoff, and every (re)connect publishes the
-discovery config, ``online`` and the latest state again (a broker restarted without persistence
-has forgotten its retained messages).
+discovery configs, ``online`` and the latest retained values again (a broker restarted without
+persistence has forgotten its retained messages).
 """
 
 from __future__ import annotations
@@ -21,150 +25,36 @@ import logging
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from avstream import __version__
 from avstream.errors import AvstreamError
+from avstream.outputs import SOURCE_OF_MODALITY
+from avstream.outputs.homeassistant import (
+    OFFLINE,
+    ONLINE,
+    SOURCE_OFF,
+    SOURCE_ON,
+    discovery_messages,
+)
+from avstream.outputs.mqtt_config import MqttConfig, parse_mqtt_url, tls_context
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats, compact_json, wall_clock_iso
 from avstream.outputs.summary import RunSummary
 
+__all__ = ["MqttConfig", "MqttSink", "parse_mqtt_url"]
 log = logging.getLogger(__name__)
 
 NAME = "mqtt"
 KEYS = ("published", "dropped", "dropped_queue_full", "dropped_disconnected", "connects",
         "disconnects")
-DEFAULT_PORT = 1883
-DEFAULT_PREFIX = "avstream"
-DISCOVERY_PREFIX = "homeassistant"
-ONLINE = "online"
-OFFLINE = "offline"
 QOS = 0
 """Every message is QoS 0: paho keeps no copy of it, so after a reconnection no stale state can
-be resent over a newer one; instead each (re)connection publishes the current state again.
+be resent over a newer one; instead each (re)connection publishes the current values again.
 The last will is QoS 1 (the broker holds it)."""
 QOS_WILL = 1
 POLL_S = 0.1
 """How often the worker looks for a (re)connection while its queue is empty."""
-STATE_FIELDS_DOC = "label, confidence, modalities, time (ISO 8601 UTC), t, window, probs"
-
-
-@dataclass(frozen=True)
-class MqttConfig:
-    host: str
-    name: str
-    """This stream's name: the topic level under the prefix and the Home Assistant ids."""
-    port: int = DEFAULT_PORT
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    prefix: str = DEFAULT_PREFIX
-    hop_rate_hz: float = 0.0
-    """Hop records per second of stream time on ``<base>/hop``; 0 publishes none."""
-    discovery_prefix: str = DISCOVERY_PREFIX
-    queue_size: int = 256
-    """Messages waiting for the worker (about 50 s of hops at 5 Hz) before new ones are dropped."""
-    keepalive_s: int = 30
-    reconnect_min_s: int = 1
-    reconnect_max_s: int = 30
-    """paho doubles the wait after each failed attempt, from min to max."""
-    end_flush_s: float = 2.0
-    """At the end of a run, time given to send what is queued and ``offline``."""
-
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"MQTT port {self.port}; expected 1-65535")
-        if not self.hop_rate_hz >= 0:
-            raise ValueError(f"--mqtt-hop-rate {self.hop_rate_hz}; expected >= 0 (records per second)")
-        for level in self.prefix.split("/"):
-            if not level or any(c in level for c in "+#"):
-                raise ValueError(f"MQTT topic prefix {self.prefix!r}; expected non-empty levels "
-                                 f"without '+' or '#'")
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}/{self.name}"
-
-    @property
-    def availability_topic(self) -> str:
-        return f"{self.base}/availability"
-
-    @property
-    def state_topic(self) -> str:
-        return f"{self.base}/state"
-
-    @property
-    def hop_topic(self) -> str:
-        return f"{self.base}/hop"
-
-    @property
-    def node_id(self) -> str:
-        return f"avstream_{self.name}"
-
-    @property
-    def discovery_topic(self) -> str:
-        return f"{self.discovery_prefix}/sensor/{self.node_id}/scene/config"
-
-
-def parse_mqtt_url(url: str, name: str, hop_rate_hz: float = 0.0) -> MqttConfig:
-    """``mqtt://[user:pass@]host[:port][/prefix]`` -> MqttConfig (AvstreamError naming the URL)."""
-    shown = _without_password(url)
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt":
-        raise AvstreamError(f"--mqtt {shown}: scheme {parts.scheme or '(none)'!r} is not supported; "
-                            f"expected mqtt://[user:pass@]host[:port][/prefix]")
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as e:
-        raise AvstreamError(f"--mqtt {shown}: {e}; expected a port 1-65535") from e
-    if not parts.hostname:
-        raise AvstreamError(f"--mqtt {shown}: no host; expected mqtt://host[:port][/prefix]")
-    if parts.query or parts.fragment:
-        raise AvstreamError(f"--mqtt {shown}: unexpected '?' or '#' part; expected "
-                            f"mqtt://[user:pass@]host[:port][/prefix]")
-    prefix = parts.path.strip("/") or DEFAULT_PREFIX
-    try:
-        return MqttConfig(
-            host=parts.hostname, port=port, name=name,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            prefix=prefix, hop_rate_hz=hop_rate_hz,
-        )
-    except ValueError as e:
-        raise AvstreamError(f"--mqtt {shown}: {e}") from e
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def discovery_config(config: MqttConfig, classes: tuple[str, ...]) -> dict[str, Any]:
-    """Home Assistant MQTT discovery: one sensor whose state is the label, attributes the rest."""
-    return {
-        "name": "Scene",
-        "unique_id": f"{config.node_id}_scene",
-        "state_topic": config.state_topic,
-        "value_template": "{{ value_json.label }}",
-        "json_attributes_topic": config.state_topic,
-        "availability_topic": config.availability_topic,
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
-        "icon": "mdi:home-sound-in",
-        "device_class": "enum",
-        "options": [*classes, "unknown"],
-        "device": {
-            "identifiers": [config.node_id],
-            "name": f"avstream {config.name}",
-            "manufacturer": "avstream",
-            "model": "audio-visual scene classifier",
-            "sw_version": __version__,
-        },
-        "origin": {"name": "avstream", "sw_version": __version__},
-    }
 
 
 def state_payload(record: HopRecord) -> dict[str, Any]:
@@ -178,6 +68,12 @@ def state_payload(record: HopRecord) -> dict[str, Any]:
         "window": record.window,
         "probs": full["probs"],
     }
+
+
+def confidence_payload(record: HopRecord) -> dict[str, Any]:
+    full = record.to_json()
+    return {"label": record.label, "confidence": full["confidence"],
+            "time": wall_clock_iso(record.wall_time), "t": full["t"]}
 
 
 @dataclass(frozen=True)
@@ -208,17 +104,21 @@ class MqttSink:
         self._announce = threading.Event()
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._discovery: str | None = None
-        self._sent_state: str | None = None
-        """The state the worker has reached (published or dropped); the worker's alone."""
+        self._discovery: list[_Message] = []
+        self._retained: dict[str, str] = {}
+        """Topic -> the latest retained value the worker has reached (published or dropped),
+        published again on each (re)connection; the worker's alone."""
         self._overflow_state: str | None = None
         self._last_label: str | None = None
         self._last_hop_t: float | None = None
+        self._last_confidence_t: float | None = None
         self._worker: threading.Thread | None = None
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=f"avstream-{config.name}-{os.getpid()}")
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
+        if config.tls:
+            client.tls_set_context(tls_context(config))
         client.will_set(config.availability_topic, OFFLINE, qos=QOS_WILL, retain=True)
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
         client.max_queued_messages_set(config.queue_size)
@@ -230,30 +130,47 @@ class MqttSink:
     def description(self) -> str:
         c = self.config
         hops = f", hop records at {c.hop_rate_hz:g}/s" if c.hop_rate_hz else ""
-        return (f"mqtt: {c.host}:{c.port}, topics {c.base}/{{state,availability"
-                f"{',hop' if c.hop_rate_hz else ''}}}{hops}, discovery {c.discovery_topic}")
+        scheme = "mqtts (TLS)" if c.tls else "mqtt"
+        return (f"{scheme}: {c.host}:{c.port}, topics {c.base}/{{state,confidence,availability,"
+                f"camera,microphone{',hop' if c.hop_rate_hz else ''}}}{hops}, Home Assistant "
+                f"discovery under {c.discovery_prefix}/")
 
     # ------------------------------------------------------------------ sink protocol
 
     def start(self, info: RunInfo) -> None:
         self.reset()
-        self._discovery = compact_json(discovery_config(self.config, info.classes))
+        sources = tuple(SOURCE_OF_MODALITY[m] for m in info.source_modalities)
+        self._discovery = [
+            _Message(topic, "" if payload is None else compact_json(payload), QOS, True)
+            for topic, payload in discovery_messages(self.config, info.classes, sources)]
+        for source in sources:  # announced on connecting (the worker has not started yet)
+            self._retained[self.config.source_topic(source)] = SOURCE_ON
         self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
         self._client.loop_start()  # connects, and reconnects with backoff, on paho's thread
         self._worker = threading.Thread(target=self._run, name="avstream-mqtt", daemon=True)
         self._worker.start()
 
     def hop(self, record: HopRecord) -> None:
-        if record.label != self._last_label:
+        c = self.config
+        changed = record.label != self._last_label
+        if changed:
             self._last_label = record.label
             payload = compact_json(state_payload(record))
-            if not self._put(_Message(self.config.state_topic, payload, QOS, True)):
+            if not self._put(_Message(c.state_topic, payload, QOS, True)):
                 with self._lock:
                     self._overflow_state = payload  # the worker sends it when the queue empties
-        rate = self.config.hop_rate_hz
-        if rate > 0 and (self._last_hop_t is None or record.t - self._last_hop_t >= 1.0 / rate - 1e-9):
+        if changed or _due(self._last_confidence_t, record.t, c.confidence_interval_s):
+            self._last_confidence_t = record.t
+            self._put(_Message(c.confidence_topic, compact_json(confidence_payload(record)),
+                               QOS, True))
+        if c.hop_rate_hz > 0 and _due(self._last_hop_t, record.t, 1.0 / c.hop_rate_hz):
             self._last_hop_t = record.t
-            self._put(_Message(self.config.hop_topic, compact_json(record.to_json()), QOS, False))
+            self._put(_Message(c.hop_topic, compact_json(record.to_json()), QOS, False))
+
+    def source_changed(self, source: str, up: bool, t: float) -> None:
+        """The camera or microphone was lost or is back (``SourceWatcher``)."""
+        self._put(_Message(self.config.source_topic(source), SOURCE_ON if up else SOURCE_OFF,
+                           QOS, True))
 
     def end(self, summary: RunSummary) -> None:
         self._closing.set()
@@ -276,10 +193,11 @@ class MqttSink:
         summary.outputs[NAME] = self.stats.of(NAME)
 
     def reset(self) -> None:
-        """Forget the previous run's label, rate phase and queue (a new run starts)."""
+        """Forget the previous run's label, rate phases, retained values and queue."""
         self._last_label = None
         self._last_hop_t = None
-        self._sent_state = None
+        self._last_confidence_t = None
+        self._retained = {}
         with self._lock:
             self._overflow_state = None
         while not self._queue.empty():
@@ -326,7 +244,7 @@ class MqttSink:
 
     def _run(self) -> None:
         """Publish from the queue in order; on each (re)connection first announce discovery,
-        online and the state the queue has reached (the newer states follow in order)."""
+        online and the retained values the queue has reached (the newer ones follow in order)."""
         while True:
             self._announce_if_due()
             try:
@@ -337,8 +255,8 @@ class MqttSink:
                     return
                 continue
             self._announce_if_due()
-            if message.topic == self.config.state_topic:
-                self._sent_state = message.payload
+            if message.retain:
+                self._retained[message.topic] = message.payload
             if not self._connected.is_set():
                 self._drop("dropped_disconnected")
                 continue
@@ -348,12 +266,11 @@ class MqttSink:
         if not (self._announce.is_set() and self._connected.is_set()):
             return
         self._announce.clear()
-        c = self.config
-        if self._discovery is not None:
-            self._publish(_Message(c.discovery_topic, self._discovery, QOS, True))
-        self._publish(_Message(c.availability_topic, ONLINE, QOS, True))
-        if self._sent_state is not None:
-            self._publish(_Message(c.state_topic, self._sent_state, QOS, True))
+        for message in self._discovery:
+            self._publish(message)
+        self._publish(_Message(self.config.availability_topic, ONLINE, QOS, True))
+        for topic, payload in self._retained.items():
+            self._publish(_Message(topic, payload, QOS, True))
 
     def _take_overflow_state(self) -> None:
         """A state that found the queue full (already counted as dropped) is sent late, once
@@ -362,7 +279,7 @@ class MqttSink:
             state, self._overflow_state = self._overflow_state, None
         if state is None:
             return
-        self._sent_state = state
+        self._retained[self.config.state_topic] = state
         if self._connected.is_set():
             self._publish(_Message(self.config.state_topic, state, QOS, True))
 
@@ -375,3 +292,7 @@ class MqttSink:
         else:
             self._drop("dropped_disconnected")
 
+
+def _due(last_t: float | None, t: float, interval_s: float) -> bool:
+    """A rate limit in stream time: the first time, then once ``interval_s`` has passed."""
+    return last_t is None or t - last_t >= interval_s - 1e-9

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from avstream.errors import AvstreamError
 from avstream.outputs import Sink
@@ -21,6 +23,7 @@ FALLBACK_NAME = "avstream"
 DEMO_NAME = "demo"
 """``avstream demo``'s default name: never the host's, which its live service publishes as."""
 RECORDING_PREFIX = "replay-"
+WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
 def default_stream_name() -> str:
@@ -61,16 +64,38 @@ def network_sinks(mqtt: str | None = None, mqtt_hop_rate_hz: float = 0.0, http: 
         return []
     name = stream_name(name)
     stats = stats or OutputStats()
-    sinks: list[Sink] = []
+    mqtt_config = None
     if mqtt is not None:
-        from avstream.outputs.mqtt import MqttSink, parse_mqtt_url
+        from avstream.outputs.mqtt_config import parse_mqtt_url
 
-        sinks.append(MqttSink(parse_mqtt_url(mqtt, name, mqtt_hop_rate_hz), stats))
-    if http is not None:  # last: it starts listening, after every option has been checked
+        mqtt_config = parse_mqtt_url(mqtt, name, mqtt_hop_rate_hz)
+    sinks: list[Sink] = []
+    if http is not None:  # it starts listening, so only once every option has been checked
         from avstream.outputs.http import HttpSink, parse_http_address
 
-        sinks.append(HttpSink(parse_http_address(http, name, http_token), stats))
+        http_sink = HttpSink(parse_http_address(http, name, http_token), stats)
+        sinks.append(http_sink)
+        if mqtt_config is not None:  # Home Assistant links the device to the page
+            mqtt_config = replace(mqtt_config, configuration_url=page_url(http_sink.url))
+    if mqtt_config is not None:
+        from avstream.outputs.mqtt import MqttSink
+
+        try:
+            sinks.insert(0, MqttSink(mqtt_config, stats))
+        except AvstreamError:
+            for sink in sinks:
+                sink.close()  # type: ignore[attr-defined]
+            raise
     return sinks
+
+
+def page_url(url: str) -> str:
+    """The page's URL as another machine reaches it: a wildcard listening address (0.0.0.0,
+    ::) is replaced by this host's name."""
+    parts = urlsplit(url)
+    if parts.hostname not in WILDCARD_HOSTS:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{socket.getfqdn()}:{parts.port}"))
 
 
 def describe(sinks: list[Sink] | list[Any]) -> list[str]:

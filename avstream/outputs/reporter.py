@@ -16,11 +16,11 @@ import numpy as np
 from avstream.config import PipelineConfig
 from avstream.conform import describe_conversion
 from avstream.inference.api import EngineLike
-from avstream.outputs import Sink
+from avstream.outputs import SOURCE_OF_MODALITY, Sink, SourceWatcher
 from avstream.outputs.records import Counters, HopRecord, RunInfo
 from avstream.outputs.summary import LatencyStats, RunSummary, Timeline
 from avstream.smoothing import Smoother, SmoothingConfig
-from avstream.sources.base import SourceInfo
+from avstream.sources.base import ModalityLost, ModalityRestored, SourceEvent, SourceInfo
 from avstream.windows import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,14 @@ class Reporter:
                         "model is too slow for this machine as it is loaded: a lighter precision "
                         "(--precision int8 on the CPU), a longer --hop or fewer other jobs on "
                         "its cores would help", t, precision)
+
+    def source_event(self, event: SourceEvent) -> None:
+        """A device lost or back is told to the sinks that show inputs (``SourceWatcher``)."""
+        if isinstance(event, ModalityLost | ModalityRestored):
+            up = isinstance(event, ModalityRestored)
+            for sink in self.sinks:
+                if isinstance(sink, SourceWatcher):
+                    sink.source_changed(SOURCE_OF_MODALITY[str(event.modality)], up, event.t)
 
     def hop(self, window: int, t: float, modalities: tuple[str, ...], frame_seqs: frozenset[int],
             probs: np.ndarray, branch: str, latency_ms: dict[str, float], taken: float,

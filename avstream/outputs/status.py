@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from avstream.outputs import SOURCE_OF_MODALITY
 from avstream.outputs.records import RunInfo
 from avstream.outputs.stats import OutputStats, wall_clock_iso
 from avstream.outputs.summary import RunSummary
@@ -26,20 +27,31 @@ class StreamStatus:
             self._info: RunInfo | None = None
             self._record: dict[str, Any] | None = None
             self._stopped: str | None = None
+            self._sources: dict[str, bool] = {}
 
     def start(self, info: RunInfo) -> None:
+        """A run begins: every input it has is up until the source says it was lost."""
         with self._lock:
             self._info = info
             self._record = None
             self._stopped = None
+            self._sources = {SOURCE_OF_MODALITY[m]: True for m in info.source_modalities}
 
     def update(self, record_json: dict[str, Any]) -> None:
         with self._lock:
             self._record = record_json
 
+    def source_changed(self, source: str, up: bool) -> None:
+        with self._lock:
+            self._sources[source] = up
+
     def end(self, summary: RunSummary) -> None:
+        """The run ended: its final counters replace the last hop's (the summary also counts
+        what came after the last hop, e.g. frames encoded ahead for a window that never ran)."""
         with self._lock:
             self._stopped = summary.stopped
+            if self._record is not None:
+                self._record = {**self._record, "counters": summary.counters.to_dict()}
 
     def latest(self) -> dict[str, Any] | None:
         with self._lock:
@@ -53,9 +65,11 @@ class StreamStatus:
         return time.monotonic() - self._started
 
     def snapshot(self) -> dict[str, Any]:
-        """The body of ``GET /status`` (README, "HTTP")."""
+        """The body of ``GET /status`` (README, "HTTP"; ``sources``: input -> delivering,
+        ``wall_time``: Unix time of the latest hop record, ``started_unix``: of ``started``)."""
         with self._lock:
             info, r, stopped = self._info, self._record, self._stopped
+            sources = dict(self._sources)
         r = r or {}
         return {
             "stream": self.name,
@@ -76,7 +90,10 @@ class StreamStatus:
             "branch": r.get("branch"),
             "latency_ms": r.get("latency_ms", {}),
             "counters": r.get("counters", {}),
+            "sources": sources,
+            "wall_time": r.get("wall_time"),
             "outputs": self.stats.snapshot(),
             "started": wall_clock_iso(self._started_wall),
+            "started_unix": self._started_wall,
             "uptime_s": round(self.uptime_s(), 3),
         }
