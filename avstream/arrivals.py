@@ -14,11 +14,18 @@ arrival of the event that completed it. Then:
   and runs as usual: the engine was idle, so dropping it would only lose a label.
 
 Without a wall clock (``--fast``) an event arrives when it is handed over and nothing is dropped.
+
+An engine shared by many streams (``avstream serve``) takes a window up only when its turn comes,
+after the pipeline handed it over: such an engine (``SharedEngine``) applies the same rule at
+that moment, so that a window that waited there too long is dropped and counted the same way.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from avstream.clock import WallClock
 from avstream.sources.base import SourceEvent, available_at
@@ -59,3 +66,21 @@ class Arrivals:
         if taken - complete > self.stale_after_s:
             return True, False
         return False, self.clock.now() - (taken - complete) - t_end > self.hop_s
+
+
+@runtime_checkable
+class SharedEngine(Protocol):
+    def infer_due(self, waveform: np.ndarray | None, features: np.ndarray | None,
+                  complete: float, stale_after_s: float | None) -> Any | None:
+        """The window's result, or None when the engine took it up more than
+        ``stale_after_s`` after ``complete`` (perf_counter): dropped, as the pipeline drops it."""
+        ...
+
+
+def infer_window(engine: Any, waveform: np.ndarray | None, features: np.ndarray | None,
+                 complete: float, stale_after_s: float | None) -> Any | None:
+    """``engine.infer``, or None when a ``SharedEngine`` dropped the window at its turn
+    (``stale_after_s`` None: never, as without a wall clock)."""
+    if isinstance(engine, SharedEngine):
+        return engine.infer_due(waveform, features, complete, stale_after_s)
+    return engine.infer(waveform, features)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from avstream.arrivals import Arrivals
+from avstream.arrivals import Arrivals, infer_window
 from avstream.assembly import ReadyWindow, WindowAssembler
 from avstream.clock import WallClock
 from avstream.config import PipelineConfig
@@ -133,7 +133,11 @@ class Pipeline:
         if w.frames is not None:
             features, latency["frame"] = self.features.window(w.frames)
         with self.features.hold():  # no frame encode starts while the window's graphs run
-            result = self.engine.infer(w.waveform, features)
+            result = infer_window(self.engine, w.waveform, features, complete,
+                                  None if self.clock is None else self.arrivals.stale_after_s)
+        if result is None:  # a shared engine took it up too late: dropped there (arrivals)
+            self.reporter.judged(w.window.t_end, True, False)
+            return
         latency.update(result.latency_ms)
         if self.clock is not None:
             latency["lag"] = (self.clock.now() - w.window.t_end) * 1e3

@@ -15,6 +15,15 @@ model, not N.
 
 The wait is bounded: a window never waits more than ``max_wait_ms`` for others, plus the
 batch that is running when it arrives. Results are the engine's own, row for row.
+
+Past capacity, load is shed fairly. A window comes with its deadline (``infer_due``: its media
+was complete at ``complete``; after ``stale_after_s`` a newer window of its stream is due), and
+one taken up after it is dropped, not run: the stream counts it in ``hops_dropped``, as one
+pipeline on its own engine does, and goes on with its newest window. When more windows wait than
+a batch takes, the streams served least so far go first, and a window that would pass its
+deadline before the batch being started ends is dropped at once, so that its stream's next
+window is there for the next batch: the drops are spread evenly over the streams, and a
+window's lag stays about one hop plus its batch's compute.
 """
 
 from __future__ import annotations
@@ -23,15 +32,14 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from avstream.inference.session import default_intra_threads
 from avstream.serve.config import BatchingConfig
+from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed
 
 log = logging.getLogger(__name__)
 
@@ -40,40 +48,8 @@ LANES: tuple[str, ...] = ("encode", "infer")
 POLL_S = 0.1
 """How often an idle batcher looks at its stop flag."""
 MS_PER_S = 1000.0
-
-Kind = Literal["encode", "infer"]
-
-
-@dataclass(eq=False)
-class Request:
-    """One call of a stream's engine, waiting for (then holding) its result."""
-
-    client: int
-    kind: Kind
-    args: tuple[Any, ...]
-    t_submit: float = field(default_factory=time.monotonic)
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
-
-    @property
-    def modalities(self) -> tuple[bool, bool]:
-        """(has audio, has frames) of an ``infer`` request: requests batch only with their kind."""
-        return self.args[0] is not None, self.args[1] is not None
-
-
-@dataclass
-class BatchStats:
-    """What the batcher did, for the serve summary and the benchmark."""
-
-    batches: int = 0
-    requests: int = 0
-    largest: int = 0
-    wait_ms_max: float = 0.0
-    """Longest time a request waited before its batch ran."""
-
-    def mean_size(self) -> float:
-        return self.requests / self.batches if self.batches else 0.0
+ROW_S_WEIGHT = 0.2
+"""Weight of the latest batch in a lane's running mean of seconds per request."""
 
 
 def lane_threads(threads: int) -> int:
@@ -113,22 +89,28 @@ class _Lane:
         self.batcher = batcher
         self.queue: queue.Queue[Request] = queue.Queue()
         self.stats = BatchStats()
+        self._served: dict[int, int] = {}
+        """Client -> its requests run so far (a new client starts level with the least
+        served): who goes first when not all fit."""
+        self._row_s = 0.0
+        """Seconds a request of this lane takes to run, on average over recent batches."""
         self.thread = threading.Thread(target=self._loop, name=f"avstream-batcher-{kind}",
                                        daemon=True)
         self.thread.start()
 
     def _gather(self, first: Request) -> list[Request]:
+        """``first`` and every request waiting, and those that come within the wait bound."""
         config = self.batcher.config
         batch = [first]
         deadline = first.t_submit + config.max_wait_ms / MS_PER_S
-        while len(batch) < config.max_batch:
-            if self.batcher.all_present(self.kind, batch):
-                break
+        while True:
             try:  # what is already waiting joins at once, even past the deadline
                 batch.append(self.queue.get_nowait())
                 continue
             except queue.Empty:
                 pass
+            if len(batch) >= config.max_batch or self.batcher.all_present(self.kind, batch):
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -145,14 +127,41 @@ class _Lane:
                 first = self.queue.get(timeout=POLL_S)
             except queue.Empty:
                 continue
-            batch = self._gather(first)
+            batch = self._choose(shed(self._gather(first), self.stats))
+            if not batch:
+                continue
             s = self.stats
             s.batches += 1
             s.requests += len(batch)
             s.largest = max(s.largest, len(batch))
             waited = (time.monotonic() - min(r.t_submit for r in batch)) * MS_PER_S
             s.wait_ms_max = max(s.wait_ms_max, waited)
+            t0 = time.perf_counter()
             run_batch(self.batcher.engine, batch)
+            row_s = (time.perf_counter() - t0) / len(batch)
+            self._row_s = row_s if not self._row_s else (
+                ROW_S_WEIGHT * row_s + (1 - ROW_S_WEIGHT) * self._row_s)
+
+    def _choose(self, waiting: list[Request]) -> list[Request]:
+        """At most ``max_batch`` of ``waiting``: the streams served least so far first, then the
+        earliest deadline. When more windows are due than the engine can run, the ones left
+        out go back to wait and are dropped at their deadline; this order spreads those drops
+        evenly over the streams. Those that do not fit wait for the next batch."""
+        floor = min(self._served.values(), default=0)
+        for r in waiting:
+            self._served.setdefault(r.client, floor)
+        waiting.sort(key=lambda r: (self._served[r.client], r.deadline or r.t_submit))
+        n = self.batcher.config.max_batch
+        batch, rest = waiting[:n], waiting[n:]
+        # A request that will be past its deadline when this batch ends is dropped now: its
+        # stream then brings its next window while this batch runs, in time for the next turn.
+        shed(rest, self.stats, time.perf_counter() + self._row_s * len(batch))
+        for r in rest:
+            if not r.done.is_set():
+                self.queue.put(r)
+        for r in batch:
+            self._served[r.client] += 1
+        return batch
 
     def fail_waiting(self) -> None:
         """After the thread ended: nobody is left to run what is queued; fail it, never hang."""
@@ -184,7 +193,8 @@ class Batcher:
         return BatchStats(batches=sum(s.batches for s in lanes),
                           requests=sum(s.requests for s in lanes),
                           largest=max(s.largest for s in lanes),
-                          wait_ms_max=max(s.wait_ms_max for s in lanes))
+                          wait_ms_max=max(s.wait_ms_max for s in lanes),
+                          dropped=sum(s.dropped for s in lanes))
 
     def client(self) -> BatchedEngine:
         """A stand-in engine for one stream; ``close()`` it when the stream ends."""
@@ -204,11 +214,12 @@ class Batcher:
         with self._lock:
             return self._clients[kind] <= {r.client for r in batch}
 
-    def submit(self, cid: int, kind: Kind, *args: Any) -> Any:
-        """Queue one request and wait for its result (its exception is raised here)."""
+    def submit(self, cid: int, kind: Kind, *args: Any, deadline: float | None = None) -> Any:
+        """Queue one request and wait for its result (its exception is raised here); None when
+        it was taken up after ``deadline`` and dropped."""
         if self.stopping.is_set():
             raise RuntimeError("the batcher is closed")
-        req = Request(cid, kind, args)
+        req = Request(cid, kind, args, deadline=deadline)
         with self._lock:
             self._clients[kind].add(cid)
         self._lanes[kind].queue.put(req)
@@ -224,38 +235,6 @@ class Batcher:
             lane.fail_waiting()
 
 
-def _settle(requests: Sequence[Request], results: Sequence[Any] | None,
-            error: BaseException | None) -> None:
-    for i, r in enumerate(requests):
-        r.error = error
-        r.result = None if results is None else results[i]
-        r.done.set()
-
-
-def run_batch(engine: Any, batch: Sequence[Request]) -> None:
-    """Run a gathered batch on ``engine``: one encode call, one infer_batch per modality set."""
-    encodes = [r for r in batch if r.kind == "encode"]
-    if encodes:
-        try:
-            images = np.concatenate([r.args[0] for r in encodes])
-            features = engine.encode_frames(images)
-            bounds = np.cumsum([len(r.args[0]) for r in encodes])[:-1]
-            _settle(encodes, np.split(features, bounds), None)
-        except Exception as e:  # noqa: BLE001 - handed to each waiting stream
-            _settle(encodes, None, e)
-    groups: dict[tuple[bool, bool], list[Request]] = defaultdict(list)
-    for r in batch:
-        if r.kind == "infer":
-            groups[r.modalities].append(r)
-    for (has_audio, has_frames), reqs in groups.items():
-        try:
-            waveforms = np.stack([r.args[0] for r in reqs]) if has_audio else None
-            features = np.stack([r.args[1] for r in reqs]) if has_frames else None
-            _settle(reqs, engine.infer_batch(waveforms, features), None)
-        except Exception as e:  # noqa: BLE001 - handed to each waiting stream
-            _settle(reqs, None, e)
-
-
 class BatchedEngine(EngineFacade):
     """One stream's engine: each call joins the batcher's next batch."""
 
@@ -269,9 +248,16 @@ class BatchedEngine(EngineFacade):
         return self._batcher.submit(self._cid, "encode", images)
 
     def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> Any:
+        return self.infer_due(waveform, features, 0.0, None)
+
+    def infer_due(self, waveform: np.ndarray | None, features: np.ndarray | None,
+                  complete: float, stale_after_s: float | None) -> Any | None:
+        """``avstream.arrivals.SharedEngine``: the window is dropped (None) when its batch
+        starts more than ``stale_after_s`` after its media was complete."""
         if waveform is None and features is None:
             raise ValueError("a window needs audio or frame features")
-        return self._batcher.submit(self._cid, "infer", waveform, features)
+        deadline = None if stale_after_s is None else complete + stale_after_s
+        return self._batcher.submit(self._cid, "infer", waveform, features, deadline=deadline)
 
     def close(self) -> None:
         """The stream ended: the batcher no longer waits for it."""

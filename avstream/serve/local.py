@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from avstream.driver import open_engine
+from avstream.inference.api import EngineLike
 from avstream.serve.batcher import Batcher, BatchStats, lane_threads
 from avstream.serve.config import ServeConfig
 from avstream.serve.streams import StreamOutcome, StreamRunner
@@ -45,6 +46,11 @@ def serve_local(config: ServeConfig, stop: threading.Event) -> ServeReport:
     """Run every stream of ``config`` on one engine until they end or ``stop`` is set."""
     engine = open_engine(config.model, config.provider, lane_threads(config.threads),
                          config.precision)
+    return serve_engine(config, engine, stop)
+
+
+def serve_engine(config: ServeConfig, engine: EngineLike, stop: threading.Event) -> ServeReport:
+    """``serve_local`` on an engine already open (``config.model`` is not read)."""
     batcher = Batcher(engine, config.batching)
     runners = [StreamRunner(s, batcher.client) for s in config.streams]
     try:

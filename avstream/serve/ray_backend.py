@@ -27,9 +27,10 @@ import ray
 from ray import serve
 
 from avstream.cluster import LOCAL, connect
-from avstream.serve.batcher import MS_PER_S, EngineFacade, Request, lane_threads, run_batch
+from avstream.serve.batcher import MS_PER_S, EngineFacade, lane_threads
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
+from avstream.serve.requests import Request, run_batch
 from avstream.serve.streams import StreamOutcome, StreamRunner
 
 log = logging.getLogger(__name__)
