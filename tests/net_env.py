@@ -1,5 +1,6 @@
-"""Real network parts for the output tests: a private Mosquitto broker, a paho subscriber, a
-headless Chromium driven by Playwright, and hand-made hop records.
+"""Real network parts for the output tests: a private Mosquitto broker (with a TLS listener and
+certificates made here when asked), a paho subscriber, a headless Chromium driven by Playwright,
+hand-made hop records, and a file source whose camera is reported lost and back.
 
 The broker runs in the foreground as our child with its own config (one loopback listener, no
 persistence, so a killed broker forgets its retained messages like a fresh one), under
@@ -27,6 +28,15 @@ import numpy as np
 from live_env import LOOPBACK, kill_group, missing
 
 from avstream.outputs.records import Counters, HopRecord, RunInfo
+from avstream.sources.base import (
+    Modality,
+    ModalityLost,
+    ModalityRestored,
+    Source,
+    SourceEvent,
+    SourceInfo,
+    VideoFrame,
+)
 
 BROKER_LIFETIME_S: Final[int] = 300
 BROKER_START_TIMEOUT_S: Final[float] = 10.0
@@ -301,3 +311,38 @@ def hop_record(k: int, label: str, classes: tuple[str, ...] = CLASSES) -> HopRec
                      modalities=("audio", "video"), branch="final", frames_encoded=1,
                      latency_ms={"audio": 4.0, "frame": 30.0, "total": 40.0}, counters=counters,
                      wall_time=time.time(), classes=classes)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class CameraOutage(Source):
+    """A file source whose camera is reported lost at ``lost_t`` and back at ``back_t``, as a
+    live source reports an unplugged camera (its frames in between are withheld)."""
+
+    def __init__(self, path: Path, lost_t: float, back_t: float) -> None:
+        from avstream.sources.media_file import MediaFileSource
+
+        self.inner = MediaFileSource(path)
+        self.lost_t, self.back_t = lost_t, back_t
+
+    @property
+    def info(self) -> SourceInfo:
+        return self.inner.info
+
+    def events(self) -> Iterator[SourceEvent]:
+        state = "up"
+        for event in self.inner.events():
+            if isinstance(event, VideoFrame):
+                if state == "up" and event.t >= self.lost_t:
+                    state = "lost"
+                    yield ModalityLost(Modality.VIDEO, event.t, "test: camera unplugged")
+                if state == "lost":
+                    if event.t < self.back_t:
+                        continue
+                    state = "back"
+                    yield ModalityRestored(Modality.VIDEO, event.t)
+            yield event
+
+    def close(self) -> None:
+        self.inner.close()

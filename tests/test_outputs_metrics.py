@@ -13,20 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_env import hop_record, require_python, run_info
+from net_env import CameraOutage, hop_record, require_python, run_info
 
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats
 from avstream.outputs.summary import RunSummary
-from avstream.sources.base import (
-    Modality,
-    ModalityLost,
-    ModalityRestored,
-    Source,
-    SourceEvent,
-    SourceInfo,
-    VideoFrame,
-)
 
 require_python("prometheus_client", "http")
 
@@ -124,38 +115,6 @@ def test_values_mean_what_the_doc_says(sink: HttpSink) -> None:
     assert v[("avstream_running", room)] == 1
     assert v[("avstream_hop_latency_seconds_count", (("stage", "frame"), *room))] == len(labels)
     assert v[("process_resident_memory_bytes", ())] > 1e6
-
-
-class CameraOutage(Source):
-    """A file source whose camera is reported lost at ``lost_t`` and back at ``back_t``, as a
-    live source reports an unplugged camera (its frames in between are withheld)."""
-
-    def __init__(self, path: Path, lost_t: float, back_t: float) -> None:
-        from avstream.sources.media_file import MediaFileSource
-
-        self.inner = MediaFileSource(path)
-        self.lost_t, self.back_t = lost_t, back_t
-
-    @property
-    def info(self) -> SourceInfo:
-        return self.inner.info
-
-    def events(self) -> Iterator[SourceEvent]:
-        state = "up"
-        for event in self.inner.events():
-            if isinstance(event, VideoFrame):
-                if state == "up" and event.t >= self.lost_t:
-                    state = "lost"
-                    yield ModalityLost(Modality.VIDEO, event.t, "test: camera unplugged")
-                if state == "lost":
-                    if event.t < self.back_t:
-                        continue
-                    state = "back"
-                    yield ModalityRestored(Modality.VIDEO, event.t)
-            yield event
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Probe:

@@ -21,6 +21,7 @@ from live_env import avstream_command, kill_group
 from net_env import (
     CLASSES,
     Broker,
+    CameraOutage,
     Subscriber,
     hop_record,
     make_tls_files,
@@ -331,6 +332,7 @@ def test_confidence_is_sent_at_least_every_interval_and_on_each_change(broker: B
     with Subscriber(broker.port) as sub:
         sink = MqttSink(config, OutputStats())
         sink.start(run_info())
+        assert sub.wait_for(config.availability_topic, "online")
         for k, label in enumerate(labels):
             sink.hop(hop_record(k, label))
         sink.end(end_summary())
@@ -421,3 +423,22 @@ def test_mqtts_with_a_ca_and_a_client_certificate(tmp_path: Path) -> None:
         assert sink.stats.of("mqtt")["connects"] == 0
         sink.end(end_summary())
         assert not sub.on("secure/u/availability")
+
+
+def test_a_replay_whose_camera_is_lost_and_back(broker: Broker, tiny_engine: object,
+                                                av_file: Path) -> None:
+    """The source's own lost / restored events reach the camera's connectivity sensor through
+    the pipeline: ON, OFF at the loss, ON again; the microphone stays ON."""
+    from avstream.driver import drive
+    from avstream.pipeline import PipelineConfig
+
+    config = parse_mqtt_url(broker.url, "outage")
+    with Subscriber(broker.port) as sub:
+        sink = MqttSink(config, OutputStats())
+        # at the pace of capture (3 s): connected long before the loss at 1.4 s
+        summary = drive(CameraOutage(av_file, 1.4, 2.2), tiny_engine,  # type: ignore[arg-type]
+                        PipelineConfig(), [sink], realtime=True)
+        assert summary.windows > 5 and summary.outputs["mqtt"]["dropped"] == 0
+        assert sub.wait_for(config.availability_topic, "offline")
+    assert [m.payload for m in sub.on(config.source_topic("camera"))] == ["ON", "OFF", "ON"]
+    assert [m.payload for m in sub.on(config.source_topic("microphone"))] == ["ON"]
