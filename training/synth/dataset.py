@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from avstream.scenes import SCENES
+from training.synth.hard import Difficulty, Placement, draw_placement, harden_audio, harden_video
 from training.synth.scenes import (
     SYNTH_SAMPLE_RATE_HZ,
     check_groups,
@@ -104,6 +105,7 @@ def write_video_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
 
 AUDIO_TAG = 1  # seed-sequence tags: audio and visual location draws never share a stream
 VISUAL_TAG = 2
+HARD_TAG = 3
 
 
 def write_clip_files(
@@ -119,6 +121,7 @@ def write_clip_files(
     sample_rate: int = SYNTH_SAMPLE_RATE_HZ,
     visual_location_rng: np.random.Generator | None = None,
     side_cue: bool = False,
+    hard: tuple[Difficulty, Placement, str] | None = None,
 ) -> None:
     """Render and write one clip's WAV and mp4.
 
@@ -126,6 +129,7 @@ def write_clip_files(
     location), the visual ones from ``visual_location_rng`` when given; ``clip_rng`` draws
     everything that changes from clip to clip. ``side_cue``: the two classes of an audio group
     differ in their channels' coherence (scenes.with_side_cue), so L-R carries class information.
+    ``hard``: (difficulty, the location's placement, the clip's split) of ``synth.hard``.
     """
     audio_group, visual_group = scene_groups(scene)
     audio_params = draw_audio_params(audio_group, location_rng)
@@ -136,6 +140,10 @@ def write_clip_files(
     n_frames = round(seconds * fps)
     audio = render_audio(audio_params, n_samples, sample_rate, clip_rng)
     frames = render_video(visual_params, n_frames, fps, width, height, clip_rng)
+    if hard is not None:
+        difficulty, placement, split = hard
+        audio = harden_audio(audio, sample_rate, split, difficulty, clip_rng)
+        frames = harden_video(frames, split, difficulty, placement)
     audio_path.parent.mkdir(parents=True, exist_ok=True)
     video_path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(audio_path), audio.T, sample_rate, subtype=WAV_SUBTYPE)
@@ -175,11 +183,14 @@ def write_synthetic_dataset(
     fps: int = 15,
     sample_rate: int = SYNTH_SAMPLE_RATE_HZ,
     side_cue: bool = False,
+    difficulty: Difficulty | None = None,
 ) -> SynthDataset:
     """Write a complementary-modality dataset in the TAU layout; returns what was written.
 
     ``side_cue`` makes the two classes of each audio group differ in their L-R channel (the
     default set's pairs are identical in sound); the default set is unchanged by the option.
+    ``difficulty`` (``synth.hard.HARD`` for ``--hard``) adds what makes TAU hard: another
+    recording device for the evaluate split, babble noise, each location's light and viewpoint.
 
     Same seed, same content. The split is by location, stratified per class, so every class is
     in both fold1_train and fold1_evaluate; fold1_test lists the evaluate clips without labels.
@@ -206,6 +217,11 @@ def write_synthetic_dataset(
         location_rng = np.random.default_rng([seed, AUDIO_TAG, audio_group, loc_index])
         visual_rng = np.random.default_rng([seed, VISUAL_TAG, visual_group, loc_index])
         clip_rng = np.random.default_rng([seed, class_index, location_id, segment + 1])
+        split = _split_of(loc_index, clips_per_class)
+        hard = None
+        if difficulty is not None:
+            place_rng = np.random.default_rng([seed, HARD_TAG, class_index, loc_index])
+            hard = (difficulty, draw_placement(difficulty, place_rng), split)
         write_clip_files(
             root / "audio" / f"{stem}.wav",
             root / "video" / f"{stem}.mp4",
@@ -219,15 +235,10 @@ def write_synthetic_dataset(
             sample_rate=sample_rate,
             visual_location_rng=visual_rng,
             side_cue=side_cue,
+            hard=hard,
         )
-        clips.append(
-            SynthClip(
-                stem=stem,
-                scene=scene,
-                identifier=f"{city}-{location_id}",
-                split=_split_of(loc_index, clips_per_class),
-            )
-        )
+        clips.append(SynthClip(stem=stem, scene=scene, identifier=f"{city}-{location_id}",
+                               split=split))
     clips.sort(key=lambda c: c.stem)
     _write_lists(root, clips)
     log.info("wrote %d synthetic clips of %d s to %s", len(clips), seconds, root)
