@@ -44,10 +44,11 @@ RAY_FLAG = "--ray"
 # Network outputs (avstream/outputs/network.py). The live service's MQTT URL and the HTTP token
 # also come from the environment, so a service's secrets need not be on its command line.
 MQTT_HELP = ("Publish to an MQTT broker, with Home Assistant discovery: "
-             "mqtt[s]://USER:PASS@HOST:PORT/PREFIX[?ca=FILE&cert=FILE&key=FILE"
-             "&discovery_prefix=P&confidence_interval=S] (all but the host optional; port 1883, "
-             "8883 for mqtts; prefix 'avstream'; discovery prefix 'homeassistant'; see "
-             "docs/home-assistant.md).")
+             "mqtt://USER:PASS@HOST:PORT/PREFIX, or mqtts:// for TLS (all but the host "
+             "optional; port 1883, 8883 for mqtts; prefix 'avstream'). Settings after '?', "
+             "joined by '&': ca=FILE, cert=FILE, key=FILE (PEM, mqtts only), "
+             "discovery_prefix=P (default homeassistant), confidence_interval=SECONDS "
+             "(default 10); see docs/home-assistant.md.")
 Mqtt = Annotated[str | None, typer.Option("--mqtt", help=MQTT_HELP)]
 """For commands that replay a recording: no environment default, so a replay on a host whose
 live service exports AVSTREAM_MQTT never publishes as that service's device."""
