@@ -66,6 +66,31 @@ def test_three_file_streams_on_ray_give_the_records_of_three_replays(
                             replay_fast(media, tiny_bundle, tmp_path / f"{name}.replay.jsonl"))
 
 
+def test_two_replicas_share_the_streams_and_each_reports_its_batches(
+        ray_local: Any, three_streams: list[Path], tiny_bundle: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    """``num_replicas = 2``: both replicas of the inference deployment run batches of the
+    streams' requests (each half a CPU here, so that both and the three streams' actors fit on
+    the instance's two), and the summary says how many each ran."""
+    from avstream.serve.ray_backend import serve_ray
+
+    names = ["north", "south", "west"]
+    streams = {n: file_stream(m) for n, m in zip(names, three_streams, strict=True)}
+    cfg = write_config(tmp_path / "serve.toml", tiny_bundle, streams,
+                       extra="num_replicas = 2\nreplica_cpus = 0.5")
+    report = serve_ray(load_serve_config(cfg), "local", threading.Event())
+    assert all(o.error is None for o in report.outcomes), [o.line() for o in report.outcomes]
+    assert len(report.replicas) == 2
+    assert all(s.batches > 0 for s in report.replicas.values()), report.replicas
+    assert report.batching is not None
+    assert report.batching.requests == sum(s.requests for s in report.replicas.values())
+    lines = report.batch_lines()
+    assert len(lines) == 3 and all(line.startswith("replica ") for line in lines[1:])
+    for name in names:
+        assert {r["stream"] for r in map(json.loads, (tmp_path / f"{name}.jsonl").read_text()
+                                         .splitlines())} == {name}
+
+
 def test_batch_on_ray_records_the_corrupt_file_and_labels_the_rest(
         ray_local: Any, three_streams: list[Path], tiny_bundle: Path,  # noqa: F811
         tmp_path: Path) -> None:

@@ -70,11 +70,8 @@ def serve(
             report = serve_local(cfg, stop)
     for o in report.outcomes:
         print(f"avstream: {o.line()}", file=sys.stderr)
-    b = report.batching
-    if b is not None and b.batches:
-        print(f"avstream: {b.requests} requests in {b.batches} batches (mean "
-              f"{b.mean_size():.2f}, largest {b.largest}, longest wait {b.wait_ms_max:.1f} ms)",
-              file=sys.stderr)
+    for line in report.batch_lines():
+        print(f"avstream: {line}", file=sys.stderr)
     files = {s.name for s in cfg.streams if s.file is not None}
     failed = [o for o in report.outcomes if o.error is not None]
     if any(o.name in files for o in failed):

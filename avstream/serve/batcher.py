@@ -39,7 +39,7 @@ import numpy as np
 
 from avstream.inference.session import default_intra_threads
 from avstream.serve.config import BatchingConfig
-from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed
+from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed, total
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +189,7 @@ class Batcher:
     @property
     def stats(self) -> BatchStats:
         """Both lanes together."""
-        lanes = [lane.stats for lane in self._lanes.values()]
-        return BatchStats(batches=sum(s.batches for s in lanes),
-                          requests=sum(s.requests for s in lanes),
-                          largest=max(s.largest for s in lanes),
-                          wait_ms_max=max(s.wait_ms_max for s in lanes),
-                          dropped=sum(s.dropped for s in lanes))
+        return total([lane.stats for lane in self._lanes.values()])
 
     def client(self) -> BatchedEngine:
         """A stand-in engine for one stream; ``close()`` it when the stream ends."""

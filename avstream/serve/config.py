@@ -2,7 +2,9 @@
 
 ``examples/serve.toml`` shows every key; ``avstream/schemas/serve.schema.json`` states the shape.
 Top level: ``model`` (one bundle and one set of sessions for every stream), ``provider``,
-``precision``, ``threads``, ``max_batch``, ``max_batch_wait_ms``; ``[defaults]``: pipeline options
+``precision``, ``threads``, ``max_batch``, ``max_batch_wait_ms``, ``num_replicas`` and
+``replica_cpus`` (with ``--ray``: copies of the inference deployment sharing the streams, and
+the CPUs each reserves); ``[defaults]``: pipeline options
 every stream starts from; ``[outputs]``: outputs every stream starts from (a site's broker,
 ``jsonl_dir`` for ``<dir>/<name>.jsonl``); ``[streams.NAME]``: a device stream (``camera``,
 ``mic``, ``video_delay``, ``place``) or a file stream (``file``, ``audio``, ``pace``), with its own
@@ -61,7 +63,7 @@ STREAM_NAME_OUTPUT = "name"
 """The ``Outputs`` field naming a stream in network outputs: the stream's name unless given."""
 SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs", "video_delay")
 TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms",
-            "defaults", "streams", "outputs")
+            "num_replicas", "replica_cpus", "defaults", "streams", "outputs")
 JSONL_DIR = "jsonl_dir"
 """``[outputs] jsonl_dir``: a folder where each stream writes ``<name>.jsonl``."""
 SITE_OUTPUT_KEYS: tuple[str, ...] = (*(k for k in OUTPUT_KEYS if k not in ("jsonl", "name")),
@@ -121,6 +123,11 @@ class ServeConfig:
     precision: str = "auto"
     threads: int = 0
     batching: BatchingConfig = BatchingConfig()
+    num_replicas: int = 1
+    """With ``--ray``: replicas of the inference deployment (each its own sessions, on its own
+    CPUs or GPU); the streams' requests are spread over them."""
+    replica_cpus: float | None = None
+    """With ``--ray``: CPUs each replica reserves from Ray (None: ``threads``, at least 1)."""
 
 
 def _site_outputs(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,8 +273,16 @@ def _top(path: Path, data: Mapping[str, Any]) -> ServeConfig:
         raise AvstreamError(f"{path}: {e}") from e
     if threads < 0:
         raise fail(path, "threads", f"{threads}", "an integer >= 0 (0: automatic)")
+    replicas = typed(path, "num_replicas", data.get("num_replicas", 1), (int,), "an integer >= 1")
+    if replicas < 1:
+        raise fail(path, "num_replicas", f"{replicas}", "an integer >= 1")
+    cpus = data.get("replica_cpus")
+    if cpus is not None and not (typed(path, "replica_cpus", cpus, (int, float),
+                                       "a number of CPUs > 0") > 0 and math.isfinite(cpus)):
+        raise fail(path, "replica_cpus", f"{cpus}", "a number of CPUs > 0")
     return ServeConfig(model=model, provider=provider, precision=precision, threads=threads,
-                       batching=batching, streams=())
+                       batching=batching, num_replicas=replicas,
+                       replica_cpus=None if cpus is None else float(cpus), streams=())
 
 
 def _defaults(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:

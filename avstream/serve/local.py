@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from avstream.driver import open_engine
 from avstream.inference.api import EngineLike
@@ -24,7 +24,21 @@ STOP_GRACE_S = 10.0
 class ServeReport:
     outcomes: tuple[StreamOutcome, ...]
     batching: BatchStats | None
-    """What the batcher did (None on Ray, where Ray Serve batches)."""
+    """What the batcher did (on Ray: every replica's batches together)."""
+    replicas: dict[str, BatchStats] = field(default_factory=dict)
+    """On Ray: each replica's batches, by replica id."""
+
+    def batch_lines(self) -> list[str]:
+        """The summary's lines on batching: all of it, then each replica's share (on Ray)."""
+        b = self.batching
+        if b is None or not b.batches:
+            return []
+        waited = "" if self.replicas else f", longest wait {b.wait_ms_max:.1f} ms"
+        lines = [f"{b.requests} requests in {b.batches} batches (mean {b.mean_size():.2f}, "
+                 f"largest {b.largest}{waited}, {b.dropped} windows dropped as late)"]
+        lines += [f"replica {name}: {s.requests} requests in {s.batches} batches"
+                  for name, s in sorted(self.replicas.items())]
+        return lines
 
 
 def run_streams(runners: list[StreamRunner], stop: threading.Event) -> None:

@@ -30,7 +30,7 @@ from avstream.cluster import LOCAL, connect
 from avstream.serve.batcher import MS_PER_S, EngineFacade, lane_threads
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
-from avstream.serve.requests import Request, run_batch
+from avstream.serve.requests import BatchStats, Request, run_batch, total
 from avstream.serve.streams import StreamOutcome, StreamRunner
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,33 @@ RESOURCE_SHARE = 0.001
 OK, FAILED = "ok", "error"
 
 
+class BatchLedger:
+    """What each replica's batches were: every replica reports here (a Ray actor, started in
+    ``serve_ray``), so the summary can say how the streams' requests were shared."""
+
+    def __init__(self) -> None:
+        self.replicas: dict[str, BatchStats] = {}
+
+    def add(self, replica: str, rows: int) -> None:
+        s = self.replicas.setdefault(replica, BatchStats())
+        s.batches += 1
+        s.requests += rows
+        s.largest = max(s.largest, rows)
+
+    def stats(self) -> dict[str, BatchStats]:
+        return self.replicas
+
+
 class InferenceModel:
     """The deployment's class (``serve.deployment`` is applied in ``deploy``)."""
 
     def __init__(self, model: str, provider: str | None, threads: int, precision: str,
-                 max_batch: int, wait_s: float) -> None:
+                 max_batch: int, wait_s: float, ledger: Any) -> None:
         from avstream.driver import open_engine
 
         self.engine = open_engine(model, provider, threads, precision)
+        self.ledger = ledger
+        self.replica = serve.get_replica_context().replica_id.unique_id
         for method in (self.encode, self.infer):
             method.set_max_batch_size(max_batch)
             method.set_batch_wait_timeout_s(wait_s)
@@ -76,6 +95,7 @@ class InferenceModel:
         requests = [Request(client=i, kind=kind, args=args)  # type: ignore[arg-type]
                     for i, args in enumerate(items)]
         await asyncio.to_thread(run_batch, self.engine, requests)
+        self.ledger.add.remote(self.replica, len(requests))  # not waited for
         return [(OK, r.result) if r.error is None else (FAILED, f"{type(r.error).__name__}: "
                                                                 f"{r.error}") for r in requests]
 
@@ -118,16 +138,18 @@ class StreamActor:
         self.runner.stop()
 
 
-def deploy(config: ServeConfig) -> Any:
-    """Start Ray Serve (no HTTP) and the inference deployment; its handle."""
+def deploy(config: ServeConfig, ledger: Any) -> Any:
+    """Start Ray Serve (no HTTP) and the inference deployment (``num_replicas`` copies, each
+    reporting its batches to ``ledger``); its handle."""
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     b = config.batching
+    cpus = config.replica_cpus if config.replica_cpus is not None else max(1, config.threads)
     app = serve.deployment(
-        InferenceModel, name="inference", num_replicas=1,
+        InferenceModel, name="inference", num_replicas=config.num_replicas,
         max_ongoing_requests=max(2 * b.max_batch, 2 * len(config.streams)),
-        ray_actor_options={"num_cpus": max(1, config.threads), "num_gpus": gpus},
+        ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
     ).bind(str(config.model), config.provider, lane_threads(config.threads), config.precision,
-           b.max_batch, b.max_wait_ms / MS_PER_S)
+           b.max_batch, b.max_wait_ms / MS_PER_S, ledger)
     serve.start(proxy_location="Disabled")
     return serve.run(app, name=APP_NAME, route_prefix=None)
 
@@ -149,7 +171,8 @@ def serve_ray(config: ServeConfig, address: str, stop: threading.Event) -> Serve
     started_here = address == LOCAL and not ray.is_initialized()
     connect(address)
     try:
-        handle = deploy(config)
+        ledger = ray.remote(num_cpus=0)(BatchLedger).remote()
+        handle = deploy(config, ledger)
         actors = start_streams(config, handle)
         runs = [a.run.remote() for a in actors]
         pending = list(runs)
@@ -168,7 +191,9 @@ def serve_ray(config: ServeConfig, address: str, stop: threading.Event) -> Serve
                                               error=f"{type(e).__name__}: {e}"))
         for a in actors:
             ray.kill(a)
-        return ServeReport(tuple(outcomes), None)
+        replicas = ray.get(ledger.stats.remote())
+        ray.kill(ledger)
+        return ServeReport(tuple(outcomes), total(list(replicas.values())), replicas)
     finally:
         serve.delete(APP_NAME)
         if started_here:

@@ -54,6 +54,15 @@ class BatchStats:
         return self.requests / self.batches if self.batches else 0.0
 
 
+def total(parts: Sequence[BatchStats]) -> BatchStats:
+    """Several lanes or replicas together."""
+    return BatchStats(batches=sum(s.batches for s in parts),
+                      requests=sum(s.requests for s in parts),
+                      largest=max((s.largest for s in parts), default=0),
+                      wait_ms_max=max((s.wait_ms_max for s in parts), default=0.0),
+                      dropped=sum(s.dropped for s in parts))
+
+
 def shed(batch: list[Request], stats: BatchStats, now: float | None = None) -> list[Request]:
     """The requests of ``batch`` still due at ``now`` (default: now); the others are answered
     None (dropped) at once: the engine's time goes to windows that can still be on time."""
