@@ -11,7 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo",
-        "streams_processes_demo", "rss_mb_per_stream_batched")
+        "streams_processes_demo", "rss_mb_per_stream_batched",
+        "delivered_share_min_over_capacity")
 
 
 def test_bench_streams_reports_every_figure(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -30,3 +31,5 @@ def test_bench_streams_reports_every_figure(tiny_bundle: Path, tmp_path: Path) -
     assert set(hours) == {"1", "2"} and all(h > 0 for h in hours.values())
     trial = report["int8"]["batched"]["trials"][0]
     assert trial["streams"] == 1 and trial["per_stream"]["rss_mb"] > 0
+    over = report["int8"]["batched"]["over_capacity"]
+    assert over["streams"] >= 2 and 0 <= over["delivered_share_min"] <= 1
