@@ -28,6 +28,7 @@ from avstream.outputs.jsonl import JsonlSink
 from avstream.outputs.live_view import LiveView
 from avstream.outputs.network import network_sinks
 from avstream.outputs.summary import RunSummary
+from avstream.outputs.watchdog import watchdog_sinks
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.smoothing import SmoothingConfig
 from avstream.sources.base import Source, SourceInfo
@@ -90,6 +91,7 @@ class Outputs:
             sinks.append(LiveView())
         sinks.extend(network_sinks(self.mqtt, self.mqtt_hop_rate_hz, self.http, self.http_token,
                                    self.name))
+        sinks.extend(watchdog_sinks())  # systemd's READY/WATCHDOG/STOPPING, under Type=notify
         return sinks, stdout_taken
 
 
