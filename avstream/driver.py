@@ -1,40 +1,46 @@
-"""Running a pipeline as a command: open the model, pick the outputs, stop on signals.
+"""Running a stream: open the model, pick the clock and the outputs, stop on signals.
 
-Shared by ``avstream replay`` and ``avstream live``: the commands only parse options, call
-these and print. Pacing is decided here, never in the inference path: ``fast`` feeds the
-file as quickly as it decodes, ``realtime`` releases it at the wall-clock pace of capture
-(``PacedSource``), and a live source paces itself.
+``drive`` is the one way a source is run (``replay``, ``live``, ``demo``, each ``serve`` stream,
+``batch``, the soak bench and the tests call it); ``run_command`` is the one recipe of the
+commands around it (signals from the first step, start-up lines, the summary), so that the
+commands only parse options, call it and print what is theirs. Pacing is decided here, never in
+the inference path: ``fast`` feeds the file as quickly as it decodes, ``realtime`` releases it at
+the wall-clock pace of capture (``PacedSource``), and a live source paces itself.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Literal, TextIO, cast
 
 from avstream.bundle.loader import load_bundle
 from avstream.clock import WallClock
-from avstream.errors import AvstreamError, MediaError
+from avstream.errors import AvstreamError, DeviceError, MediaError
+from avstream.inference.api import EngineLike
 from avstream.inference.engine import Engine
 from avstream.inference.session import SessionConfig
 from avstream.outputs import Sink
-from avstream.outputs.jsonl import JsonlSink
+from avstream.outputs.jsonl import STDOUT, JsonlSink
 from avstream.outputs.live_view import LiveView
-from avstream.outputs.network import network_sinks
+from avstream.outputs.network import describe, network_sinks, stream_name
+from avstream.outputs.records import providers_line
 from avstream.outputs.summary import RunSummary
-from avstream.outputs.watchdog import watchdog_sinks
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.smoothing import SmoothingConfig
 from avstream.sources.base import Source, SourceInfo
 from avstream.sources.paced import PacedSource
 from avstream.windows import hop_ms_from_seconds
 
+Pace = Literal["fast", "realtime", "live"]
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +83,22 @@ class Outputs:
     http_token: str | None = field(default=None, repr=False)
     name: str | None = None
     """This stream's name in topics, ids and metrics; None: the host name."""
+    def check(self) -> None:
+        """Every output option checked, nothing opened or started: the commands call this
+        before the model loads, so that a mistake in one costs no wait (one line, exit 2)."""
+        if self.jsonl is not None and self.jsonl != STDOUT:
+            check_writable("--jsonl", Path(self.jsonl), "a writable file path or '-' for stdout")
+        if self.mqtt is None and self.http is None:
+            return
+        name = stream_name(self.name)
+        if self.mqtt is not None:
+            from avstream.outputs.mqtt import parse_mqtt_url
+
+            parse_mqtt_url(self.mqtt, name, self.mqtt_hop_rate_hz)
+        if self.http is not None:
+            from avstream.outputs.http import parse_http_address
+
+            parse_http_address(self.http, name, self.http_token)
 
     def sinks(self) -> tuple[list[Sink], bool]:
         """The sinks, and whether stdout is taken by JSON lines (print the summary elsewhere)."""
@@ -91,57 +113,130 @@ class Outputs:
             sinks.append(LiveView())
         sinks.extend(network_sinks(self.mqtt, self.mqtt_hop_rate_hz, self.http, self.http_token,
                                    self.name))
-        sinks.extend(watchdog_sinks())  # systemd's READY/WATCHDOG/STOPPING, under Type=notify
         return sinks, stdout_taken
 
 
+def check_writable(option: str, path: Path, expected: str) -> None:
+    """``path`` can be created or overwritten (its folder exists, it is not a folder), checked
+    without creating it; AvstreamError naming ``option`` otherwise."""
+    if path.is_dir():
+        reason = "it is a folder"
+    elif not path.parent.is_dir():
+        reason = "No such file or directory"
+    elif not os.access(path if path.exists() else path.parent, os.W_OK):
+        reason = "Permission denied"
+    else:
+        return
+    raise AvstreamError(f"{option} {path} cannot be written ({reason}); expected {expected}")
+
+
 @contextmanager
-def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
-    """SIGINT / SIGTERM ask the pipeline to stop (it finishes the window in hand and returns a
-    summary); a second SIGINT interrupts at once. Outside the main thread, nothing is installed."""
+def stop_on_signals(stop: threading.Event, interrupt: bool = True) -> Iterator[threading.Event]:
+    """SIGINT / SIGTERM set ``stop``: a run finishes the window in hand and returns its summary;
+    one that has not begun (the model loading, the devices opening) does not begin. With
+    ``interrupt``, a second SIGINT interrupts at once. Outside the main thread nothing is
+    installed (signals only reach the main thread)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
     count = 0
 
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal count
         count += 1
-        pipeline.stop()
-        if count > 1 and signum == signal.SIGINT:
+        stop.set()
+        if interrupt and count > 1 and signum == signal.SIGINT:
             raise KeyboardInterrupt
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
 
 
-def drive(source: Source, engine: Engine, config: PipelineConfig, sinks: list[Sink],
-          realtime: bool = False, clock: WallClock | None = None) -> RunSummary:
-    """Run ``source`` to its end or to a stop signal.
+def pace_of(source: Source, realtime: bool) -> Pace:
+    """``live`` for a source that paces itself, else ``realtime`` or ``fast`` as asked."""
+    return "live" if source.info.live else ("realtime" if realtime else "fast")
+
+
+def drive(source: Source, engine: EngineLike, config: PipelineConfig, sinks: Sequence[Sink],
+          realtime: bool = False, stop: threading.Event | None = None) -> RunSummary:
+    """Run ``source`` to its end or until ``stop`` is set: the one place that picks the clock.
 
     A recorded source runs ``fast`` (no wall clock: nothing is ever stale, output is
-    repeatable) or, with ``realtime``, paced to the wall clock. A live source must come with the
-    ``WallClock`` its capture threads stamp with: stale hops are judged against it.
+    repeatable) or, with ``realtime``, paced to a new wall clock (``PacedSource``). A live
+    source runs on the ``WallClock`` its capture threads stamp with (``Source.clock``): stale
+    hops are judged against it.
     """
-    if source.info.live:
+    pace = pace_of(source, realtime)
+    clock: WallClock | None = None
+    if pace == "live":
+        clock = source.clock
         if clock is None:
             raise ValueError("a live source needs the WallClock its timestamps come from")
-    elif realtime:
-        clock = clock or WallClock()
-    else:
-        clock = None
-    stop = threading.Event()
-    if clock is not None and not source.info.live:
+    stop = stop if stop is not None else threading.Event()
+    if pace == "realtime":
+        clock = WallClock()
         source = PacedSource(source, clock, stop)
-    pipeline = Pipeline(engine, config, sinks, clock=clock, stop=stop)
-    with stop_on_signals(pipeline):
-        summary = pipeline.run(source)
+    summary = Pipeline(engine, config, sinks, clock=clock, stop=stop).run(source)
     check_long_enough(source.info, summary)
     return summary
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """What ``run_command`` leaves its command: the summary and where it was printed."""
+
+    summary: RunSummary
+    out: TextIO
+    """stdout, or stderr when JSON lines took stdout: the command's last lines go here too."""
+
+
+def run_command(prefix: str, source: Source | Callable[[], Source],
+                load_engine: Callable[[], Engine], config: PipelineConfig, outputs: Outputs,
+                headline: Callable[[SourceInfo, Engine, Pace], Sequence[str]],
+                realtime: bool = False, extra_sinks: Sequence[Sink] = ()) -> CommandRun | None:
+    """The one recipe of ``replay``, ``live`` and ``demo``, after their options are checked.
+
+    Under one signal context from the first step (a stop while the model loads or the devices
+    open ends the command with exit 0 and no run): the model, the source (``source``, or what
+    it returns when it is a function: devices open once the model is ready) and the outputs are
+    opened; the start-up lines (``headline``, then one per network output) go to stderr
+    prefixed by ``prefix``; the stream is driven; the summary is printed to stdout, or to stderr
+    when JSON lines take stdout. A source that ended because its devices failed
+    (``Source.failure``) raises DeviceError after the summary. None when stopped before the run.
+    """
+    with stop_on_signals(threading.Event()) as stop:
+        opened: Source | None = None if callable(source) else source
+        try:
+            engine = load_engine()
+            if opened is None:
+                opened = cast(Callable[[], Source], source)()
+            sinks, stdout_taken = outputs.sinks()
+        except BaseException:
+            if opened is not None:
+                opened.close()
+            raise
+        for line in (*headline(opened.info, engine, pace_of(opened, realtime)), *describe(sinks)):
+            print(f"{prefix}: {line}", file=sys.stderr)
+        if stop.is_set():
+            opened.close()
+            print(f"{prefix}: stopped before the stream began; no windows", file=sys.stderr)
+            return None
+        summary = drive(opened, engine, config, [*sinks, *extra_sinks], realtime, stop)
+    out = sys.stderr if stdout_taken else sys.stdout
+    print(summary.render_text(), file=out)
+    out.flush()
+    if opened.failure is not None:
+        raise DeviceError(opened.failure)
+    return CommandRun(summary, out)
+
+
+def engine_line(engine: Engine) -> str:
+    """``on <providers that really run>, <precision>``: the start-up lines' account of the model."""
+    return f"on {providers_line(engine.providers)}, {engine.precision}"
 
 
 def check_long_enough(info: SourceInfo, summary: RunSummary) -> None:

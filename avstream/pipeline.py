@@ -26,14 +26,19 @@ from avstream.inference.api import EngineLike
 from avstream.outputs import Sink
 from avstream.outputs.reporter import Reporter, run_info
 from avstream.outputs.summary import RunSummary
-from avstream.sources.base import Source, SourceEvent, SourceInfo
+from avstream.sources.base import Modality, Source, SourceEvent, SourceInfo
 
 __all__ = ["Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    """Streaming state of one run; ``reset()`` returns it to a fresh start."""
+    """Streaming state of one run; every ``run()`` starts fresh (``reset()``), so two runs of
+    one source give the same records and summary.
+
+    ``stop``: an event the caller owns (a signal handler's, a server's) that ends the run when
+    set; it is never cleared here. Without one the pipeline keeps its own, cleared by ``reset()``.
+    """
 
     def __init__(self, engine: EngineLike, config: PipelineConfig | None = None,
                  sinks: Sequence[Sink] = (), clock: WallClock | None = None,
@@ -46,30 +51,33 @@ class Pipeline:
         self.reporter = Reporter(engine.format.classes, config.smoothing, sinks)
         hop_s = self.assembler.spec.hop_s
         self.arrivals = Arrivals(clock, config.stale_after_s or hop_s, hop_s)
-        self._stop = stop or threading.Event()
+        self._own_stop = stop is None
+        self._stop = stop if stop is not None else threading.Event()
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream: windows, buffers, features, smoothing, counters, statistics."""
-        self.assembler.reset()
+        """Forget the stream: windows, buffers, features, smoothing, counters, statistics, and
+        a stop request to a stop event of its own."""
+        self._reset_stream()
+        if self._own_stop:
+            self._stop.clear()
+
+    def _reset_stream(self, modalities: tuple[Modality, ...] = (Modality.AUDIO, Modality.VIDEO)
+                      ) -> None:
+        self.assembler.reset(modalities)
         self.features.reset()
         self.reporter.reset()
         self.arrivals.reset()
-        self._stop.clear()
 
     def stop(self) -> None:
         """Ask ``run()`` to return after the current event; safe from a signal handler."""
         self._stop.set()
 
-    @property
-    def stop_event(self) -> threading.Event:
-        return self._stop
-
     def run(self, source: Source) -> RunSummary:
         """Feed every event of ``source`` through the pipeline until it ends or ``stop()``.
         The source is closed on return; sinks get ``end()`` even when an error propagates."""
         self.start(source.info)
-        self.arrivals.exact = bool(getattr(source, "exact_arrivals", False))
+        self.arrivals.exact = source.exact_arrivals
         reason = "error"
         try:
             reason = self._drain(source)
@@ -98,8 +106,9 @@ class Pipeline:
         return "stop request"
 
     def start(self, info: SourceInfo) -> None:
-        """A run on a source described by ``info`` begins (``run()`` calls this)."""
-        self.assembler.reset(info.modalities)
+        """A run on a source described by ``info`` begins (``run()`` calls this): everything
+        of the stream is reset (a stop request is kept: it may have come before the run)."""
+        self._reset_stream(info.modalities)
         paced = "fast" if self.clock is None else ("live" if info.live else "realtime")
         self.reporter.start(run_info(info, self.engine, self.assembler.spec, self.config, paced))
 

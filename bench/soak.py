@@ -4,8 +4,8 @@
                          [--model BUNDLE --recording MP4]   # default: the demo's assets
 
 A recording with known scenes (the demo's, or MP4 with its ``.csv`` truth beside it) is looped
-end to end, shifted in time so that the stream runs on without a break, and replayed through
-the paced source and the pipeline exactly as ``avstream replay --realtime`` does. Every
+end to end, shifted in time so that the stream runs on without a break, and replayed by the
+driver exactly as ``avstream replay --realtime`` does. Every
 ``--camera-every`` seconds the video is cut for ``--camera-gap`` seconds, as when a camera
 stream is killed and restarted: the source reports the loss and, when frames come back, the
 restoration. Reported: RSS at the start and the end and its growth, hops dropped and windows
@@ -27,12 +27,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/soak.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from avstream.clock import WallClock  # noqa: E402
 from avstream.demo import cached_assets, default_cache_dir  # noqa: E402
-from avstream.driver import open_engine  # noqa: E402
+from avstream.driver import drive, open_engine  # noqa: E402
 from avstream.errors import AvstreamError  # noqa: E402
 from avstream.outputs.records import HopRecord  # noqa: E402
-from avstream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from avstream.pipeline import PipelineConfig  # noqa: E402
 from avstream.sources.base import (  # noqa: E402
     AudioBlock,
     Modality,
@@ -44,7 +43,6 @@ from avstream.sources.base import (  # noqa: E402
     VideoFrame,
 )
 from avstream.sources.media_file import MediaFileSource  # noqa: E402
-from avstream.sources.paced import PacedSource  # noqa: E402
 from avstream.truth import Interval, read_truth_csv, score_timeline  # noqa: E402
 from bench.common import bench_main, load_average, machine_info  # noqa: E402
 from bench.memory import PeakRss, ProgressSink, rss_growth  # noqa: E402
@@ -58,7 +56,7 @@ RECOVERY_S = 2.0
 """A camera loss counts as recovered when a fused window comes within this after frames return."""
 
 
-class LoopedSource:
+class LoopedSource(Source):
     """``make()``'s recording again and again, each pass shifted by ``period_s``, until
     ``seconds`` of stream; the video cut for ``gap_s`` every ``every_s`` (a camera restart)."""
 
@@ -159,13 +157,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     engine = open_engine(model, args.provider, args.threads, args.precision)
     source = LoopedSource(lambda: MediaFileSource(recording), period, seconds,
                           args.camera_every, args.camera_gap)
-    clock = WallClock()
     sink = Labels(every_hops=5)
-    pipeline = Pipeline(engine, PipelineConfig(), [sink], clock=clock)
-    paced: Source = PacedSource(source, clock, pipeline.stop_event)
     t0 = time.perf_counter()
     with PeakRss() as peak:
-        summary = pipeline.run(paced)
+        summary = drive(source, engine, PipelineConfig(), [sink], realtime=True)
     score = score_timeline(sink.times, sink.labels, looped_truth(truth, period, seconds))
     c = summary.counters
     delays = [d for d in score.change_delays_s if d is not None]

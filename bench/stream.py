@@ -111,7 +111,7 @@ class UncachedFeatures(FrameFeatures):
         return super().window(frames)
 
 
-class UntilSource:
+class UntilSource(Source):
     """The first ``seconds`` of another source (the uncached run needs only a sample)."""
 
     def __init__(self, inner: Source, seconds: float) -> None:
@@ -138,7 +138,7 @@ class UntilSource:
         self._inner.close()
 
 
-class IdleLiveSource:
+class IdleLiveSource(Source):
     """A live source whose devices deliver nothing: it waits and yields ``Idle`` as LiveSource
     does (an Idle every IDLE_EVERY_S, asleep in between) until ``seconds`` have passed."""
 

@@ -86,3 +86,46 @@ def test_an_unwritable_output_path_exits_2_in_one_line(option: str, clip: Path,
     lines = [ln for ln in done.stderr.splitlines() if ln.startswith("avstream: error:")]
     assert len(lines) == 1 and option in lines[0] and str(target) in lines[0]
     assert "summary:" not in done.stdout + done.stderr  # refused before the run, not after it
+
+
+MODEL_LOAD_FAILS = ("import avstream.driver\n"
+                    "def loaded(*args, **kwargs):\n"
+                    "    raise RuntimeError('the model was loaded')\n"
+                    "avstream.driver.open_engine = loaded\n")
+"""Loading the model is a bug in the child: a mistake checked after it would exit 1, not 2."""
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (("--jsonl", "{tmp}/no-such-dir/out.jsonl"), "--jsonl"),
+    (("--mqtt", "ftp://localhost"), "--mqtt"),
+    (("--http", "localhost:notaport"), "--http"),
+    (("--http", "0.0.0.0:8080"), "--http"),  # a non-loopback page without --http-token
+    (("--audio", "{tmp}/missing.wav"), "missing.wav"),
+])
+def test_replay_checks_its_options_before_the_model_loads(extra: tuple[str, str], named: str,
+                                                          clip: Path, tmp_path: Path) -> None:
+    args = [a.format(tmp=tmp_path) for a in extra]
+    done = avstream("replay", str(clip), "--model", str(tmp_path), "--fast", "--no-view", *args,
+                    patch=MODEL_LOAD_FAILS)
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("avstream: error:")]
+    assert len(lines) == 1 and named in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and "model was loaded" not in done.stderr
+
+
+def test_replay_of_a_missing_file_fails_before_the_model_loads(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.mp4"
+    done = avstream("replay", str(missing), "--model", str(tmp_path), "--fast",
+                    patch=MODEL_LOAD_FAILS)
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("avstream: error:")]
+    assert len(lines) == 1 and str(missing) in lines[0] and "does not exist" in lines[0]
+
+
+def test_live_with_no_mic_and_no_camera_is_a_usage_error(tmp_path: Path) -> None:
+    done = avstream("live", "--model", str(tmp_path), "--no-mic", "--no-camera",
+                    patch=MODEL_LOAD_FAILS)
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("avstream: error:")]
+    assert len(lines) == 1 and "--no-mic" in lines[0] and "--no-camera" in lines[0]
+    assert "Traceback" not in done.stderr

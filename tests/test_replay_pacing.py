@@ -27,6 +27,7 @@ from avstream.sources.base import (
     ModalityLost,
     ModalityRestored,
     SamplesDropped,
+    Source,
     SourceEvent,
     SourceInfo,
     VideoFrame,
@@ -52,15 +53,19 @@ class LateClock:
         return 1e9
 
 
-class QueuedSource:
+class QueuedSource(Source):
     """A file's events, decoded beforehand and handed over at once: all were queued while the
     pipeline was busy (with the clock above: since long ago)."""
 
     def __init__(self, media: Path) -> None:
         inner = MediaFileSource(media)
-        self.info = inner.info
+        self._info = inner.info
         self._events = list(inner.events())
         inner.close()
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
 
     def events(self) -> Iterator[SourceEvent]:
         yield from self._events
@@ -116,7 +121,7 @@ def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
     assert not [r for r in caplog.records if "inference is behind" in r.getMessage()]
 
 
-class ScriptedSource:
+class ScriptedSource(Source):
     """A live-like source built in memory: 22.05 kHz stereo blocks, 7 fps frames, a camera that
     goes away for a while, overflows and idle ticks."""
 

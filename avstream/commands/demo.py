@@ -10,10 +10,12 @@ import typer
 
 from avstream.commands import options as opt
 from avstream.demo import build_assets, cached_assets, default_cache_dir
-from avstream.driver import Outputs, drive, open_engine
-from avstream.outputs.network import DEMO_NAME, describe
+from avstream.driver import Outputs, Pace, open_engine, run_command
+from avstream.inference.engine import Engine
+from avstream.outputs.network import DEMO_NAME
 from avstream.outputs.timeline import TimelineRecorder
 from avstream.pipeline import PipelineConfig
+from avstream.sources.base import SourceInfo
 from avstream.sources.media_file import MediaFileSource
 from avstream.truth import read_truth_csv, score_timeline
 
@@ -37,29 +39,32 @@ def demo(
     """Build (once) a demo bundle of the paper's architecture on synthetic scenes and a recording
     that moves through eight of them, replay it live, and score the labels against the truth.
     The demo model knows synthetic scenes, not real ones."""
+    outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
+                      http=http, http_token=http_token,
+                      name=name if name is not None else DEMO_NAME)
+    outputs.check()
     root = cache_dir or default_cache_dir()
     assets = None if rebuild else cached_assets(root)
     if assets is None:
         assets = build_assets(root)
         print(f"avstream demo: built in {assets.build_seconds:.0f} s", file=sys.stderr)
-    engine = open_engine(assets.bundle, provider, precision=precision)
-    outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
-                      http=http, http_token=http_token,
-                      name=name if name is not None else DEMO_NAME)
-    sinks, stdout_taken = outputs.sinks()
+    recording, bundle = assets.recording, assets.bundle
+
+    def headline(info: SourceInfo, engine: Engine, pace: Pace) -> list[str]:
+        return [f"replaying {recording.name} ({pace}) with the demo bundle {bundle} "
+                f"({engine.precision})"]
+
     recorder = TimelineRecorder()
-    source = MediaFileSource(assets.recording)
-    out = sys.stderr if stdout_taken else sys.stdout
-    print(f"avstream demo: replaying {assets.recording.name} ({'realtime' if realtime else 'fast'}) "
-          f"with the demo bundle {assets.bundle} ({engine.precision})", file=sys.stderr)
-    for line in describe(sinks):
-        print(f"avstream demo: {line}", file=sys.stderr)
-    summary = drive(source, engine, PipelineConfig(), [*sinks, recorder], realtime=realtime)
-    print(summary.render_text(), file=out)
+    done = run_command("avstream demo", lambda: MediaFileSource(recording),
+                       lambda: open_engine(bundle, provider, precision=precision),
+                       PipelineConfig(), outputs, headline, realtime=realtime,
+                       extra_sinks=[recorder])
+    if done is None:
+        return
     truth = read_truth_csv(assets.truth_csv)
     score = score_timeline(recorder.times, recorder.labels, truth)
     delays = [d for d in score.change_delays_s if d is not None]
     print(f"accuracy against the true scenes: {score.accuracy:.1%} of {score.judged} windows "
           f"(2 s after each change left out); {score.accuracy_all:.1%} of all {score.windows}; "
           f"{len(delays)}/{len(score.change_delays_s)} changes shown"
-          + (f", after {max(delays):.1f} s at most" if delays else ""), file=out)
+          + (f", after {max(delays):.1f} s at most" if delays else ""), file=done.out)

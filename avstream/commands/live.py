@@ -1,19 +1,15 @@
 """``avstream live``: the daemon on a microphone and a camera, through replay's pipeline.
 
 Faults of the devices are handled in the source (audio-only / video-only, reconnects); this
-command parses, checks the devices the user named before anything slow, runs the shared driver
-(SIGINT / SIGTERM stop it cleanly) and prints the summary. Exit 0 after a stop; 3 when no
-device works, a named one does not exist, or PortAudio is missing.
+command parses, checks its options and the devices the user named before anything slow, and
+runs the shared recipe (``avstream.driver.run_command``: SIGINT / SIGTERM stop it cleanly, the
+summary is printed). Exit 0 after a stop; 2 for a bad option (``--no-mic`` with
+``--no-camera``, an output that cannot work); 3 when no device works, a named one does not
+exist, or PortAudio is missing.
 """
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Annotated
 
 import cv2
@@ -21,30 +17,12 @@ import typer
 
 from avstream.bundle.format import StreamFormat
 from avstream.commands import options as opt
-from avstream.driver import Outputs, drive, open_engine, pipeline_config
-from avstream.errors import DeviceError
-from avstream.outputs.network import describe
+from avstream.driver import Outputs, Pace, engine_line, open_engine, pipeline_config, run_command
+from avstream.inference.engine import Engine
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
 from avstream.sources.microphone import resolve_audio_input
-
-
-@contextmanager
-def _stop_requests_during_startup() -> Iterator[threading.Event]:
-    """SIGINT / SIGTERM while the model loads and the devices open: remembered, not fatal, so
-    that a service stopped early still exits 0 after releasing the devices."""
-    requested = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        requested.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def _mic_choice(mic: str | None) -> int | str | None:
@@ -101,31 +79,24 @@ def live(
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
     # in one line per event; errors still show.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
+    outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
+                      http=http, http_token=http_token, name=name)
+    outputs.check()
     # The input is resolved once, here: an unknown device or no PortAudio fails before the model.
     device = None if no_mic else resolve_audio_input(_mic_choice(mic))
     options = LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
                           use_camera=not no_camera)
-    config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
-    with _stop_requests_during_startup() as stop_requested:
-        engine = open_engine(model, provider, threads, precision)
-        outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
-                          http=http, http_token=http_token, name=name)
-        sinks, stdout_taken = outputs.sinks()
-        out = sys.stderr if stdout_taken else sys.stdout
+
+    def open_devices() -> LiveSource:
         source = LiveSource(options)
-        info = source.open()
-        providers = sorted({p[0] for p in engine.providers.values()})
-        print(f"avstream: live {info.name} ({'+'.join(info.modalities)}) on "
-              f"{', '.join(providers)}, {engine.precision}", file=sys.stderr)
-        for line in (*info.details, _audio_line(info, engine.format), *describe(sinks)):
-            print(f"avstream: {line}", file=sys.stderr)
-        if stop_requested.is_set():
-            source.close()
-            print("avstream: stopped before capture began; no windows", file=sys.stderr)
-            return
-    # A stop request from here on is the pipeline's: it finishes the hop in hand and returns.
-    summary = drive(source, engine, config, sinks, clock=source.clock)
-    print(summary.render_text(), file=out)
-    out.flush()
-    if source.failure is not None:
-        raise DeviceError(source.failure)
+        source.open()
+        return source
+
+    def headline(info: SourceInfo, engine: Engine, pace: Pace) -> list[str]:
+        return [f"live {info.name} ({'+'.join(info.modalities)}) {engine_line(engine)}",
+                *info.details, _audio_line(info, engine.format)]
+
+    # Devices open once the model is ready; a stop request from the start is the run's.
+    run_command("avstream", open_devices, lambda: open_engine(model, provider, threads, precision),
+                config, outputs, headline)

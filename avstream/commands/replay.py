@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from avstream.commands import options as opt
-from avstream.driver import Outputs, drive, open_engine, pipeline_config
-from avstream.outputs.network import describe, recording_stream_name
+from avstream.driver import (
+    Outputs,
+    Pace,
+    engine_line,
+    open_engine,
+    pipeline_config,
+    run_command,
+)
+from avstream.inference.engine import Engine
+from avstream.outputs.network import recording_stream_name
 from avstream.outputs.summary import open_summary_json, write_summary_json
+from avstream.sources.base import SourceInfo
 from avstream.sources.media_file import MediaFileSource
 
 
@@ -46,22 +54,18 @@ def replay(
 ) -> None:
     """Replay a recording and print a label per hop (live view and/or JSON lines)."""
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
-    summary_file = None if summary_json is None else open_summary_json(summary_json)
-    engine = open_engine(model, provider, threads, precision)
-    source = MediaFileSource(media, audio)
     outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
                       http=http, http_token=http_token,
                       name=name if name is not None else recording_stream_name(media))
-    sinks, stdout_taken = outputs.sinks()
-    info = source.info
-    out = sys.stderr if stdout_taken else sys.stdout
-    providers = sorted({p[0] for p in engine.providers.values()})
-    print(f"avstream: replay {info.name} ({'+'.join(info.modalities)}; "
-          f"{'; '.join(info.details)}) on {', '.join(providers)}, {engine.precision}, "
-          f"{'realtime' if realtime else 'fast'}", file=sys.stderr)
-    for line in describe(sinks):
-        print(f"avstream: {line}", file=sys.stderr)
-    summary = drive(source, engine, config, sinks, realtime=realtime)
-    print(summary.render_text(), file=out)
-    if summary_file is not None:
-        write_summary_json(summary, summary_file)
+    outputs.check()
+    summary_file = None if summary_json is None else open_summary_json(summary_json)
+    source = MediaFileSource(media, audio)  # opened (probed) before the model: a bad file fails at once
+
+    def headline(info: SourceInfo, engine: Engine, pace: Pace) -> list[str]:
+        return [f"replay {info.name} ({'+'.join(info.modalities)}; {'; '.join(info.details)}) "
+                f"{engine_line(engine)}, {pace}"]
+
+    done = run_command("avstream", source, lambda: open_engine(model, provider, threads, precision), config, outputs,
+                       headline, realtime=realtime)
+    if done is not None and summary_file is not None:
+        write_summary_json(done.summary, summary_file)

@@ -8,37 +8,18 @@ entry (one line naming it) before anything starts.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import cv2
 import typer
 
 from avstream.commands import options as opt
+from avstream.driver import stop_on_signals
 from avstream.errors import EXIT_DEVICE, EXIT_USAGE
 from avstream.serve.config import load_serve_config
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGINT / SIGTERM set the event: every stream finishes its window and ends."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def serve(
@@ -59,7 +40,8 @@ def serve(
     print(f"avstream: serve {len(cfg.streams)} stream(s) "
           f"({', '.join(s.name for s in cfg.streams)}) on {where}, batches of up to "
           f"{cfg.batching.max_batch} within {cfg.batching.max_wait_ms:g} ms", file=sys.stderr)
-    with _stop_on_signals() as stop:
+    # Signals set the event: every stream finishes its window and ends.
+    with stop_on_signals(threading.Event(), interrupt=False) as stop:
         if ray:
             from avstream.serve.ray_backend import serve_ray
 

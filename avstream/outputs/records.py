@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +96,7 @@ class RunInfo:
     """The precision of the graphs that run (fp32, int8 or fp16)."""
 
     def providers_line(self) -> str:
-        distinct = sorted({p for ps in self.providers.values() for p in ps[:1]})
-        return ", ".join(distinct)
+        return providers_line(self.providers)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -157,6 +157,12 @@ class HopRecord:
             "counters": self.counters.to_dict(),
             "wall_time": round(self.wall_time, 6),
         }
+
+
+def providers_line(providers: Mapping[str, Sequence[str]]) -> str:
+    """The providers that really run (each graph's first), sorted, as the start-up line and the
+    summary show them."""
+    return ", ".join(sorted({p for ps in providers.values() for p in ps[:1]}))
 
 
 def _probs(classes: tuple[str, ...], p: np.ndarray) -> dict[str, float]:

@@ -1,11 +1,12 @@
 """One named stream of ``avstream serve``: its source, its own pipeline, its outputs, its thread.
 
-A stream runs ``Pipeline(engine, config, sinks, clock).run(source)`` exactly as ``replay`` and
-``live`` do, with a stand-in engine whose calls join other streams' batches. Its faults stay
-its own: a camera or microphone that fails is handled inside ``LiveSource`` (the stream goes
-audio-only or video-only and reconnects); when all its devices are gone (the source gives up)
-or cannot be opened, the stream starts again after a backoff, while the others go on. A file
-stream ends at the end of its file, or with its error (a corrupt file): the others go on.
+A stream runs ``avstream.driver.drive`` exactly as ``replay`` and ``live`` do (a file stream
+``pace = "live"`` is replay's ``--realtime``), with a stand-in engine whose calls join other
+streams' batches. Its faults stay its own: a camera or microphone that fails is handled inside
+``LiveSource`` (the stream goes audio-only or video-only and reconnects); when all its devices
+are gone (the source gives up) or cannot be opened, the stream starts again after a backoff,
+while the others go on. A file stream ends at the end of its file, or with its error (a corrupt
+file): the others go on.
 
 Every record carries the stream's name (``HopRecord.stream``, the first key of its JSON line).
 The outputs are opened once and kept across restarts, so a stream's JSON lines file is one
@@ -20,23 +21,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
-from avstream.clock import WallClock
+from avstream.driver import drive
 from avstream.errors import AvstreamError
 from avstream.outputs import Sink
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.summary import RunSummary
-from avstream.pipeline import Pipeline
 from avstream.serve.config import DEFAULT_MIC, StreamConfig
+from avstream.sources.backoff import Backoff
 from avstream.sources.base import Source
-from avstream.sources.paced import PacedSource
 
 log = logging.getLogger(__name__)
 
-RESTART_FIRST_S = 1.0
-RESTART_MAX_S = 30.0
-RESTART_FACTOR = 2.0
+RESTART: Final[Backoff] = Backoff(first_s=1.0, factor=2.0, max_s=30.0)
+"""A stream whose devices all failed starts again after 1 s, then 2, 4, ... at most 30 s."""
 
 
 class StreamEngine(Protocol):
@@ -86,15 +85,12 @@ def _open_outputs(config: StreamConfig) -> list[Sink]:
     return config.outputs.sinks()[0]
 
 
-def open_source(config: StreamConfig) -> tuple[Source, WallClock | None]:
-    """The stream's source and the wall clock it runs on (None: a file run ``fast``)."""
+def open_source(config: StreamConfig) -> Source:
+    """The stream's source, open (a file, or its devices)."""
     if config.file is not None:
         from avstream.sources.media_file import MediaFileSource
 
-        source: Source = MediaFileSource(config.file, config.audio)
-        if config.pace == "fast":
-            return source, None
-        return source, WallClock()
+        return MediaFileSource(config.file, config.audio)
     from avstream.sources.live import LiveOptions, LiveSource
 
     mic = None if config.mic == DEFAULT_MIC else config.mic
@@ -107,7 +103,7 @@ def open_source(config: StreamConfig) -> tuple[Source, WallClock | None]:
     except BaseException:
         live.close()  # whatever did open is released before the stream retries
         raise
-    return live, live.clock
+    return live
 
 
 @dataclass
@@ -135,8 +131,6 @@ class StreamRunner:
         self.config = config
         self._engine = engine
         self._stop = threading.Event()
-        self._pipeline: Pipeline | None = None
-        self._lock = threading.Lock()
         self.outcome = StreamOutcome(config.name)
         self._thread: threading.Thread | None = None
 
@@ -155,14 +149,11 @@ class StreamRunner:
     def stop(self) -> None:
         """Ask the stream to finish the window in hand and end (safe from any thread)."""
         self._stop.set()
-        with self._lock:
-            if self._pipeline is not None:
-                self._pipeline.stop()
 
     def run(self) -> StreamOutcome:
         c = self.config
         sinks = StreamSinks(c.name, lambda: _open_outputs(c))
-        backoff = RESTART_FIRST_S
+        backoff = RESTART.first_s
         try:
             while not self._stop.is_set():
                 failure = self._run_once(sinks)
@@ -172,7 +163,7 @@ class StreamRunner:
                     break
                 log.warning("stream %s: %s; starting it again in %.0f s", c.name, failure, backoff)
                 self._stop.wait(backoff)
-                backoff = min(backoff * RESTART_FACTOR, RESTART_MAX_S)
+                backoff = RESTART.after(backoff)
         finally:
             sinks.close()
             self.outcome.records = sinks.records
@@ -183,23 +174,16 @@ class StreamRunner:
         o = self.outcome
         engine = self._engine()
         try:
-            source, clock = open_source(self.config)
+            source = open_source(self.config)
         except AvstreamError as e:
             engine.close()
             o.error = str(e)
             o.stopped = "error"
             return str(e)
         try:
-            stop = threading.Event()
-            if clock is not None and not source.info.live:
-                source = PacedSource(source, clock, stop)
-            pipeline = Pipeline(engine, self.config.pipeline, [sinks], clock=clock, stop=stop)
-            with self._lock:
-                self._pipeline = pipeline
-                if self._stop.is_set():
-                    pipeline.stop()
             o.runs += 1
-            summary = pipeline.run(source)
+            summary = drive(source, engine, self.config.pipeline, [sinks],
+                            realtime=self.config.pace != "fast", stop=self._stop)
             o.windows += summary.windows
             o.hops_dropped += summary.counters.hops_dropped
             o.stopped = summary.stopped
@@ -214,7 +198,5 @@ class StreamRunner:
             o.stopped = "error"
             return o.error
         finally:
-            with self._lock:
-                self._pipeline = None
             engine.close()
-        return getattr(source, "failure", None)
+        return source.failure

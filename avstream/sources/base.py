@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from avstream.clock import WallClock
 
 
 class Modality(StrEnum):
@@ -197,9 +200,20 @@ class Source(Protocol):
     - A live source yields ``Idle`` while nothing arrives, and ends its iterator after
       ``close()``; a file source ends its iterator at the end of the file.
     - ``close()`` releases devices and files; safe to call twice.
-    - Optional ``exact_arrivals = True``: the source hands each event over exactly when
-      ``available_at`` says (a paced replay), so the pipeline can take that as its arrival.
+
+    The three attributes below have the defaults of a recorded source; a class that subclasses
+    ``Source`` explicitly inherits them and overrides what differs.
     """
+
+    clock: WallClock | None = None
+    """A live source: the wall clock its capture threads stamp events with (stale hops are judged
+    against it). None for a recorded source: the driver picks its clock."""
+    failure: str | None = None
+    """Why the source ended on its own, when that is a fault (every device lost too long): the
+    run must then fail. None after a normal end or a stop."""
+    exact_arrivals: bool = False
+    """The source hands each event over exactly when ``available_at`` says (a paced replay), so
+    the pipeline can take that as its arrival (``avstream.arrivals``)."""
 
     @property
     def info(self) -> SourceInfo: ...

@@ -29,6 +29,7 @@ from avstream.sources.base import (
     AudioBlock,
     CorruptSkipped,
     Modality,
+    Source,
     SourceEvent,
     SourceInfo,
     VideoFrame,
@@ -83,7 +84,7 @@ def _time(pts: int | None, time_base: object) -> float | None:
     return float(pts * time_base)
 
 
-class MediaFileSource:
+class MediaFileSource(Source):
     """``MediaFileSource(media)`` or ``MediaFileSource(video, audio=wav)`` (TAU-style pair).
 
     Opening checks what can be checked without decoding (the file exists, FFmpeg opens it, it

@@ -53,7 +53,7 @@ def _modality(event: SourceEvent) -> Modality | None:
     return None
 
 
-class PacedSource:
+class PacedSource(Source):
     """``inner``'s events, reordered by availability and released at the pace of ``clock``."""
 
     exact_arrivals = True
