@@ -22,6 +22,7 @@ from typing import Final
 import pytest
 from cli_run import PATCHED_CLI, REPO
 from crafted_media import frame_times, write_crafted
+from streams_env import file_stream, write_config
 
 from avstream.outputs.watchdog import NOTIFY_SOCKET_ENV, notify_address
 
@@ -67,13 +68,9 @@ def notify_socket(path: Path) -> Iterator[list[tuple[float, str]]]:
         sock.close()
 
 
-def run_replay(clip: Path, bundle: Path, tmp_path: Path, patch: str | None = None
-               ) -> tuple[subprocess.CompletedProcess[str], list[tuple[float, str]], int]:
-    """``avstream replay --realtime`` under a notify socket; returns the run, the messages and
-    the number of JSON lines written."""
-    jsonl = tmp_path / "run.jsonl"
-    args = ["replay", str(clip), "--model", str(bundle), "--realtime", "--no-view",
-            "--jsonl", str(jsonl)]
+def run_notified(args: list[str], tmp_path: Path, patch: str | None = None
+                 ) -> tuple[subprocess.CompletedProcess[str], list[tuple[float, str]]]:
+    """``avstream ARGS`` under a notify socket; returns the run and the messages."""
     cmd = ([sys.executable, "-c", PATCHED_CLI, patch, *args] if patch is not None
            else [sys.executable, "-m", "avstream", *args])
     env = dict(os.environ)
@@ -82,8 +79,18 @@ def run_replay(clip: Path, bundle: Path, tmp_path: Path, patch: str | None = Non
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env,
                               timeout=RUN_TIMEOUT_S, check=False)
         time.sleep(0.3)  # the last datagram is read
-    assert done.returncode == 0 and jsonl.exists(), done.stderr
-    return done, list(received), len(jsonl.read_text().splitlines())
+    assert done.returncode == 0, done.stderr
+    return done, list(received)
+
+
+def run_replay(clip: Path, bundle: Path, tmp_path: Path, patch: str | None = None
+               ) -> tuple[subprocess.CompletedProcess[str], list[tuple[float, str]], int]:
+    """``avstream replay --realtime`` under a notify socket; returns the run, the messages and
+    the number of JSON lines written."""
+    jsonl = tmp_path / "run.jsonl"
+    done, received = run_notified(["replay", str(clip), "--model", str(bundle), "--realtime",
+                                   "--no-view", "--jsonl", str(jsonl)], tmp_path, patch)
+    return done, received, len(jsonl.read_text().splitlines())
 
 
 def kinds(received: list[tuple[float, str]]) -> list[str]:
@@ -124,6 +131,17 @@ def test_a_stalled_engine_stops_feeding_the_watchdog(clip: Path, tiny_bundle: Pa
     assert done.returncode == 0, done.stderr
     assert kinds(received)[0] == "READY=1" and kinds(received)[-1] == "STOPPING=1"
     assert max(watchdog_gaps(received)) >= STALL_S - 0.5  # nothing fed it while stalled
+
+
+def test_serve_sends_ready_once_a_watchdog_per_hop_of_any_stream_and_stopping_once(
+        clip: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+    names = ("north", "south")
+    cfg = write_config(tmp_path / "serve.toml", tiny_bundle,
+                       {name: file_stream(clip, pace="live") for name in names})
+    _, received = run_notified(["serve", str(cfg)], tmp_path)
+    lines = sum(len((tmp_path / f"{name}.jsonl").read_text().splitlines()) for name in names)
+    assert lines >= 16
+    assert kinds(received) == ["READY=1", *["WATCHDOG=1"] * lines, "STOPPING=1"]
 
 
 def test_notify_socket_addresses() -> None:
