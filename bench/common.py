@@ -144,7 +144,7 @@ def cache_root(cache: Path | None) -> Path:
     return Path(env) if env else DEFAULT_CACHE
 
 
-def _bundle_ok(path: Path) -> bool:
+def bundle_ok(path: Path) -> bool:
     if not (path / schema.MANIFEST_NAME).is_file():
         return False
     try:
@@ -155,7 +155,7 @@ def _bundle_ok(path: Path) -> bool:
     return True
 
 
-def _checkpoint(config_name: str, root: Path) -> Path:
+def untrained_checkpoint(config_name: str, root: Path) -> Path:
     """The untrained checkpoint of ``config_name`` (built once, then reused)."""
     import torch
 
@@ -199,11 +199,11 @@ def prepare_bundle(config_name: str, variant: str, cache: Path | None = None) ->
         raise AvstreamError(f"variant {variant!r}; expected one of {list(schema.PRECISIONS)}")
     root = cache_root(cache)
     out = root / config_name / variant
-    if _bundle_ok(out):
+    if bundle_ok(out):
         return out
     from export.bundle_writer import ExportOptions, export_bundle
 
-    ckpt = _checkpoint(config_name, root)
+    ckpt = untrained_checkpoint(config_name, root)
     data = _calibration_set(root) if variant == "int8" else None
     options = ExportOptions(
         variant=variant, data_dir=data, calibration_windows=CALIBRATION_WINDOWS,

@@ -116,6 +116,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "    prepared.unlink(missing_ok=True)\n",
            _INT8_CONSTANT,
            ("tests/test_export.py::test_int8_is_calibrated_on_data_and_reports_its_cost",)),
+    Mutant("variant-agreement-copied", "an extra precision's manifest record keeps the main "
+           "precision's agreement, largest difference and accuracy change",
+           "export/bundle_writer.py",
+           "            variants[extra], extra_report = measure_variant(",
+           "            _, extra_report = measure_variant(",
+           ("tests/test_export.py::test_each_precision_records_its_own_agreement_and_timings",)),
+    Mutant("checksum-main-graphs-only", "only the main precision's graphs are checksummed",
+           "avstream/bundle/loader.py",
+           "    for name, expected in manifest.files.items():",
+           "    for name, expected in {g.file: manifest.files[g.file]\n"
+           "                           for g in manifest.graphs.values()}.items():",
+           ("tests/test_export.py::test_an_altered_extra_precision_graph_is_refused_by_every_loader",)),
 )
 
 

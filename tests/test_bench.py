@@ -89,3 +89,42 @@ def test_stream_reports_every_figure(bench_cache: Path) -> None:
     uncached = report["encodes_per_stream_s_uncached"]
     assert 5.0 <= cached < 6.0
     assert uncached == pytest.approx(25.0)
+
+
+def test_gpu_bench_without_a_gpu_says_so_in_one_line_and_exits_0() -> None:
+    """CI's path of bench/gpu.py: no GPU here, so one line and exit 0, as a script and as a
+    module."""
+    from bench.gpu import detect_gpus
+
+    gpus, _ = detect_gpus()
+    if gpus:
+        pytest.skip(f"this checks the path of a machine without a GPU; this one has {gpus}")
+    runs = {"json": [sys.executable, "bench/gpu.py", "--json"],
+            "text": [sys.executable, "-m", "bench.gpu"]}
+    for kind, cmd in runs.items():
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 1, proc.stdout
+        text = json.loads(lines[0])["reason"] if kind == "json" else lines[0]
+        assert "no GPU on this machine" in text, text
+    assert json.loads(subprocess.run(runs["json"], cwd=REPO, capture_output=True, text=True,
+                                     timeout=120).stdout)["gpus"] == []
+
+
+def test_gpu_bench_reports_a_failing_part_and_goes_on() -> None:
+    """Each part runs in its own process: one that fails is reported with its reason, the run
+    still exits 0 and says which parts it did not measure (here on the CPU: a check of the
+    script, not GPU figures)."""
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu", "--json", "--device", "cpu",
+                           "--config", "no-such-preset", "--parts", "train,ort_frames"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    train = report["parts"]["train"]
+    assert train["status"] == "failed" and "no-such-preset" in train["reason"]
+    assert report["parts"]["ort_frames"] == {"status": "skipped",
+                                             "reason": "no bundle: not in --parts"}
+    assert report["parts"]["streams"]["status"] == "skipped"
+    assert any(line.startswith("train: failed: ") for line in report["not_measured"])
+    assert report["figures"]["train_examples_per_s"] is None

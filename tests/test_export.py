@@ -210,13 +210,14 @@ INT8_PROB_ATOL = 0.1
 INT8_MIN_CORRELATION = 0.9
 
 
-def _int8_and_torch_final_probs(bundle: Path, windows: list) -> tuple[
+def _int8_and_torch_final_probs(bundle: Path, windows: list, suffix: str = "") -> tuple[
         np.ndarray, np.ndarray, np.ndarray]:
-    """Final probabilities of ``bundle`` (onnxruntime, graphs composed here) and of the model
-    it was exported from (torch, rebuilt from its seed) on ``windows``, and their labels."""
+    """Final probabilities of ``bundle`` (onnxruntime, graphs composed here; ``suffix`` ".int8"
+    for an extra precision's files) and of the model it was exported from (torch, rebuilt from
+    its seed) on ``windows``, and their labels."""
     import onnxruntime as ort
 
-    sessions = {g: ort.InferenceSession(str(bundle / f"{g}.onnx"),
+    sessions = {g: ort.InferenceSession(str(bundle / f"{g}{suffix}.onnx"),
                                         providers=["CPUExecutionProvider"])
                 for g in ("audio", "frame", "head")}
     torch.manual_seed(MODEL_SEED)  # the model _save_small_checkpoint saved
@@ -236,6 +237,66 @@ def _int8_and_torch_final_probs(bundle: Path, windows: list) -> tuple[
                         .final[0].numpy())
         labels.append(label)
     return np.array(got), np.array(want), np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def fp32_int8_bundle(small_ckpt: Path, tiny_data: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """fp32 graphs with int8 ones beside them in one bundle, and the clip cache it used."""
+    work = tmp_path_factory.mktemp("multi")
+    export_bundle(small_ckpt, work / "bundle", ExportOptions(
+        variant="fp32", extra=("int8",), data_dir=tiny_data, calibration_windows=8,
+        evaluation_windows=MULTI_EVALUATION_WINDOWS, cache_dir=work / "cache"))
+    return work / "bundle", work / "cache"
+
+
+MULTI_EVALUATION_WINDOWS = 12
+
+
+def test_each_precision_records_its_own_agreement_and_timings(
+        fp32_int8_bundle: tuple[Path, Path], tiny_data: Path) -> None:
+    bundle, cache = fp32_int8_bundle
+    m = load_bundle(bundle).manifest
+    q = m.variants["int8"].quantization
+    # int8's figures are int8's own: recomputed here on its files, not fp32's copied over.
+    windows = load_split_windows(tiny_data, "evaluate", SMALL, MULTI_EVALUATION_WINDOWS, cache)
+    got, want, labels = _int8_and_torch_final_probs(bundle, windows, suffix=".int8")
+    assert q.evaluation_windows == len(labels) == MULTI_EVALUATION_WINDOWS
+    assert q.label_agreement == pytest.approx(float(np.mean(got.argmax(1) == want.argmax(1))))
+    assert q.max_abs_diff == pytest.approx(float(np.abs(got - want).max()), rel=1e-3)
+    assert q.accuracy_variant == pytest.approx(float(np.mean(got.argmax(1) == labels)))
+    assert q.accuracy_fp32 == pytest.approx(float(np.mean(want.argmax(1) == labels)))
+    assert m.export.check["max_abs_diff"] <= FP32_PROB_ATOL < q.max_abs_diff
+    # Every graph of both precisions timed on this machine, as a live hop runs them.
+    t = m.timings
+    assert t is not None and t.provider == "CPUExecutionProvider" and t.batch == 1
+    assert {g: set(by) for g, by in t.median_ms.items()} == {
+        g: {"fp32", "int8"} for g in ("audio", "frame", "head")}
+    assert all(ms > 0 for by in t.median_ms.values() for ms in by.values())
+
+
+def test_an_altered_extra_precision_graph_is_refused_by_every_loader(
+        fp32_int8_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    """The checksum of every file is verified, the extra precisions' graphs included, even by a
+    run that would not use them."""
+    import shutil
+
+    from avstream.driver import open_engine
+    from avstream.errors import BundleError
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(fp32_int8_bundle[0], bundle)
+    altered = onnx.load(str(bundle / "frame.int8.onnx"))  # still a graph ORT loads and runs
+    altered.doc_string += " (altered after export)"
+    onnx.save(altered, str(bundle / "frame.int8.onnx"))
+    with pytest.raises(BundleError, match=r"frame\.int8\.onnx: sha256 mismatch"):
+        load_bundle(bundle)
+    with pytest.raises(BundleError, match=r"frame\.int8\.onnx: sha256 mismatch"):
+        open_engine(bundle, provider="cpu", precision="fp32")
+    info = subprocess.run([sys.executable, "-m", "avstream", "info", str(bundle)],
+                          capture_output=True, text=True, timeout=120)
+    _one_line_error(info, "frame.int8.onnx", "sha256 mismatch")
+    assert info.stdout == ""
 
 
 def test_fp16_keeps_front_end_and_io_in_fp32(small_ckpt: Path, tmp_path: Path) -> None:

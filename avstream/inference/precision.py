@@ -11,9 +11,10 @@ x86 CPU the paper model's int8 frame encoder is 2.4x faster than fp32, its int8 
 - when the manifest has timings measured on the provider that will run (export/timing.py),
   each graph runs in the fastest precision among those whose label agreement with PyTorch is
   at least ``MIN_AUTO_AGREEMENT``; a precision other than the bundle's main one must be at
-  least ``MIN_AUTO_GAIN`` faster than the main one's graph, so timing noise between two copies
-  of the same fp32 head does not decide. On a CPU this gives e.g. int8 frame encoder, fp32
-  audio graph and head.
+  least ``MIN_AUTO_GAIN`` faster than the main one's graph, and a graph the variant keeps in
+  the main precision (the head of the int8 and fp16 variants stays fp32) is never taken from
+  it: timing noise between two copies of one graph does not decide. On a CPU this gives e.g.
+  int8 frame encoder, fp32 audio graph and head.
 - otherwise (a bundle exported before timings, or timings from another provider): the
   precision that suits the provider for all graphs, int8 on the CPU, fp16 on CUDA, the main
   precision when the bundle has no such graphs.
@@ -41,8 +42,9 @@ AUTO_BY_PROVIDER: dict[str, str] = {CUDA: "fp16"}
 provider prefers int8."""
 AUTO_DEFAULT = "int8"
 MIN_AUTO_AGREEMENT = 0.95
-"""Share of evaluation windows whose top label must equal PyTorch fp32's for ``auto`` to use a
-precision by its timings (the main precision is always eligible: it is what was exported)."""
+"""Share of evaluation windows whose top label must equal PyTorch fp32's (the variant's own
+measurement) for ``auto`` to use an extra precision by its timings; the main precision is always
+eligible: it is what was exported."""
 MIN_AUTO_GAIN = 0.10
 """A graph runs in a non-main precision only when that is at least 10 % faster (median ms)."""
 
@@ -70,15 +72,6 @@ _ORDER: tuple[str, ...] = (schema.FRAME_GRAPH, schema.AUDIO_GRAPH, schema.HEAD_G
 """The order graphs are named in to users: the per-frame encoder first, then per window."""
 
 
-def agreement(manifest: Manifest, precision: str) -> float:
-    """``precision``'s own measured top-label agreement with PyTorch fp32 (1.0 for an fp32
-    main variant, the reference the export checked within its tolerance)."""
-    if precision == manifest.variant:
-        q = manifest.quantization
-        return 1.0 if q is None else q.label_agreement
-    return manifest.variants[precision].quantization.label_agreement
-
-
 def first_provider(provider: str | None) -> str:
     """The provider the sessions will try first (``--provider``, else CUDA then CPU)."""
     return resolve_providers(provider)[0][0] if ort.get_available_providers() else ""
@@ -90,14 +83,16 @@ def auto_by_timings(manifest: Manifest, provider: str) -> tuple[dict[str, str], 
     if t is None or t.provider != provider:
         return None
     main = manifest.variant
-    eligible = [p for p in (main, *manifest.variants)
-                if p == main or agreement(manifest, p) >= MIN_AUTO_AGREEMENT]
+    eligible = [p for p, v in manifest.variants.items()
+                if v.quantization.label_agreement >= MIN_AUTO_AGREEMENT]
     picks = {}
     for graph in schema.GRAPHS:
         ms = t.median_ms.get(graph, {})
         best = main
         for p in eligible:
-            if p in ms and main in ms and ms[p] < ms[best] and ms[p] <= (1 - MIN_AUTO_GAIN) * ms[main]:
+            differs = manifest.variants[p].graphs[graph].precision != manifest.graphs[graph].precision
+            if differs and p in ms and main in ms and ms[p] < ms[best] \
+                    and ms[p] <= (1 - MIN_AUTO_GAIN) * ms[main]:
                 best = p
         picks[graph] = best
     return picks, (f"auto: the fastest per graph at agreement >= {MIN_AUTO_AGREEMENT:g}, timed at "
