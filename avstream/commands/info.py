@@ -18,6 +18,7 @@ from rich.text import Text
 
 from avstream.bundle.loader import Bundle, load_bundle
 from avstream.bundle.manifest import Manifest, TensorSpec, plain
+from avstream.inference.precision import AUTO, PRECISIONS, PrecisionChoice, choose_precision
 
 SHA_SHOWN = 16  # hex digits shown per file; --json has them all
 
@@ -70,6 +71,38 @@ def _signatures(m: Manifest) -> Table:
     return table
 
 
+def _per_graph(m: Manifest, auto: PrecisionChoice) -> Table:
+    """Each graph's precisions with their export timings, and what ``auto`` runs here."""
+    t = m.timings
+    title = ("precision per graph: median ms per run at export" if t is None else
+             f"precision per graph: median ms of {t.runs} runs at export on {t.provider} "
+             f"({t.cpu}, {t.threads} threads, batch {t.batch})")
+    table = Table(title=title, title_justify="left", title_style="bold", box=None,
+                  padding=(0, 2, 0, 0))
+    shipped = [p for p in PRECISIONS if p == m.variant or p in m.variants]
+    for col in ("graph", *shipped, f"--precision {AUTO} here"):
+        table.add_column(col, style="cyan" if col == "graph" else None, no_wrap=True)
+    for name in m.graphs:
+        ms = {} if t is None else t.median_ms.get(name, {})
+        table.add_row(name, *(f"{ms[p]:.3g}" if p in ms else "-" for p in shipped),
+                      auto.graphs[name])
+    return table
+
+
+def auto_choice(bundle: Bundle) -> PrecisionChoice:
+    """What ``--precision auto`` runs on this machine with the default providers."""
+    return choose_precision(bundle, AUTO, None)
+
+
+def frontend_line(m: Manifest) -> str:
+    """The audio graph's scaling rule, and for the old one what it means for mono microphones."""
+    if m.frontend == FRONTEND_V1:
+        return (f"{m.frontend} (format v{m.format_version}: L and R scaled with L-R; a mono "
+                "microphone shifts them; re-export from a checkpoint trained with the current "
+                "recipe for a mono-safe one)")
+    return f"{m.frontend} (L and R scaled alone; mono-safe)"
+
+
 def render(bundle: Bundle, console: Console) -> None:
     m: Manifest = bundle.manifest
     console.print(Text.assemble((str(bundle.root), "bold"), f": {m.format} v{m.format_version}, "
@@ -92,6 +125,9 @@ def render(bundle: Bundle, console: Console) -> None:
         files = {name: f"{g.file} ({g.precision})" for name, g in v.graphs.items()}
         console.print(_kv(f"precision {precision} (--precision {precision})",
                           {**files, **v.quantization.to_dict()}))
+    auto = auto_choice(bundle)
+    console.print(_per_graph(m, auto))
+    console.print(f"--precision {AUTO} here: {auto.precision} ({auto.reason})")
     console.print(_kv("calibration (temperature scaling inside the graphs)",
                       dict(m.calibration) or {"": "none (uncalibrated checkpoint)"}))
 
@@ -103,6 +139,10 @@ def info(
     """Verify a model bundle and print its manifest."""
     loaded = load_bundle(bundle)
     if as_json:
-        typer.echo(json.dumps({**loaded.manifest.to_dict(), "verified": True}, indent=2))
+        auto = auto_choice(loaded)
+        typer.echo(json.dumps({**loaded.manifest.to_dict(), "verified": True,
+                               "auto_here": {"precision": auto.precision,
+                                             "graphs": dict(auto.graphs),
+                                             "reason": auto.reason}}, indent=2))
         return
     render(loaded, Console())
