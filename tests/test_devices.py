@@ -26,7 +26,7 @@ from live_env import (
     serve_camera,
 )
 
-from avstream.errors import EXIT_DEVICE
+from avstream.errors import EXIT_DEVICE, EXIT_USAGE
 from avstream.sources.microphone import PORTAUDIO_MISSING, SOUNDDEVICE_MISSING
 
 CLI_TIMEOUT_S = 60
@@ -198,5 +198,5 @@ def test_missing_portaudio_names_the_package_to_install(tmp_path: Path) -> None:
 
 def test_no_mic_and_no_camera_together_is_refused(tmp_path: Path) -> None:
     done = run_cli(["live", "--model", str(tmp_path), "--no-mic", "--no-camera"])
-    line = assert_one_line_error(done, EXIT_DEVICE)
+    line = assert_one_line_error(done, EXIT_USAGE)  # a configuration mistake: not retried
     assert "--no-mic" in line and "--no-camera" in line
