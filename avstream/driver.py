@@ -34,6 +34,7 @@ from avstream.outputs.live_view import LiveView
 from avstream.outputs.network import describe, network_sinks, stream_name
 from avstream.outputs.records import providers_line
 from avstream.outputs.summary import RunSummary
+from avstream.outputs.watchdog import watchdog_sinks
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.smoothing import SmoothingConfig
 from avstream.sources.base import Source, SourceInfo
@@ -113,6 +114,7 @@ class Outputs:
             sinks.append(LiveView())
         sinks.extend(network_sinks(self.mqtt, self.mqtt_hop_rate_hz, self.http, self.http_token,
                                    self.name))
+        sinks.extend(watchdog_sinks())  # systemd's READY/WATCHDOG/STOPPING, under Type=notify
         return sinks, stdout_taken
 
 
