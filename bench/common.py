@@ -191,27 +191,31 @@ def _calibration_set(root: Path) -> Path:
     return data
 
 
-def prepare_bundle(config_name: str, variant: str, cache: Path | None = None) -> Path:
-    """A verified bundle of the untrained ``config_name`` model in ``variant`` (cached)."""
+def prepare_bundle(config_name: str, variant: str, cache: Path | None = None,
+                   extra: tuple[str, ...] = ()) -> Path:
+    """A verified bundle of the untrained ``config_name`` model in ``variant``, with the
+    ``extra`` precisions beside it (cached)."""
     if config_name not in CONFIG_NAMES:
         raise AvstreamError(f"config {config_name!r}; expected one of {list(CONFIG_NAMES)}")
-    if variant not in schema.PRECISIONS:
-        raise AvstreamError(f"variant {variant!r}; expected one of {list(schema.PRECISIONS)}")
+    precisions = (variant, *extra)
+    if not set(precisions) <= set(schema.PRECISIONS):
+        raise AvstreamError(f"precisions {list(precisions)}; expected names from "
+                            f"{list(schema.PRECISIONS)}")
     root = cache_root(cache)
-    out = root / config_name / variant
+    out = root / config_name / "+".join(precisions)
     if bundle_ok(out):
         return out
     from export.bundle_writer import ExportOptions, export_bundle
 
     ckpt = untrained_checkpoint(config_name, root)
-    data = _calibration_set(root) if variant == "int8" else None
+    data = _calibration_set(root) if "int8" in precisions else None
     options = ExportOptions(
-        variant=variant, data_dir=data, calibration_windows=CALIBRATION_WINDOWS,
+        variant=variant, extra=extra, data_dir=data, calibration_windows=CALIBRATION_WINDOWS,
         evaluation_windows=EVALUATION_WINDOWS,
         cache_dir=None if data is None else root / f"calibration-cache-{config_name}",
         force=True,
     )
-    log.info("exporting the %s %s bundle to %s", config_name, variant, out)
+    log.info("exporting the %s %s bundle to %s", config_name, "+".join(precisions), out)
     export_bundle(ckpt, out, options)
     return out
 

@@ -85,13 +85,9 @@ def part_bundle(args: argparse.Namespace) -> dict[str, Any]:
     if args.bundle is not None:
         path, built = Path(args.bundle), False
     else:
-        from bench.common import bundle_ok, cache_root, untrained_checkpoint
-        from export.bundle_writer import ExportOptions, export_bundle
+        from bench.common import prepare_bundle
 
-        path, built = cache_root(args.cache) / args.config / "fp32+fp16", True
-        if not bundle_ok(path):
-            ckpt = untrained_checkpoint(args.config, cache_root(args.cache))
-            export_bundle(ckpt, path, ExportOptions(variant="fp32", extra=("fp16",), force=True))
+        path, built = prepare_bundle(args.config, "fp32", args.cache, extra=("fp16",)), True
     bundle = load_bundle(path)
     return {"bundle": str(path), "built_from_random_weights": built,
             "precisions": list(bundle.precisions()),

@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # run as `python bench/latency.py`: make the repo
 import numpy as np  # noqa: E402
 
 from avstream.bundle.loader import load_bundle  # noqa: E402
+from avstream.bundle.schema import AUTO  # noqa: E402
 from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import CPU, SessionConfig  # noqa: E402
 from avstream.windows import DEFAULT_HOP_MS  # noqa: E402
@@ -65,7 +66,9 @@ DEFAULT_WARMUP = 20
 class VariantResult:
     provider: str
     variant: str
+    """The --precision timed: fp32, int8, fp16, or auto (``graph_precisions`` says what ran)."""
     bundle: str
+    graph_precisions: dict[str, str]
     providers_run: dict[str, tuple[str, ...]]
     threads: int
     stages: dict[str, dict[str, Any]]
@@ -84,6 +87,7 @@ class VariantResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "provider": self.provider, "variant": self.variant, "bundle": self.bundle,
+            "graph_precisions": self.graph_precisions,
             "providers_run": {k: list(v) for k, v in self.providers_run.items()},
             "intra_threads": self.threads, "stages_ms": self.stages,
             "overhead_pct": self.overhead_pct, "rtf": self.rtf,
@@ -107,9 +111,10 @@ def summarise(samples: dict[str, list[float]], frames_per_hop: float, hop_ms: in
 
 
 def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
-                 warmup: int, pipelined: bool = True, rounds: int = PAIRED_ROUNDS) -> VariantResult:
+                 warmup: int, pipelined: bool = True, rounds: int = PAIRED_ROUNDS,
+                 precision: str = AUTO) -> VariantResult:
     bundle = load_bundle(bundle_dir)
-    engine = Engine(bundle, SessionConfig(provider=provider, intra_threads=threads))
+    engine = Engine(bundle, SessionConfig(provider=provider, intra_threads=threads), precision)
     ran = {p[0] for p in engine.providers.values()}
     if ran != {provider}:
         log.warning("%s: asked for %s, onnxruntime runs %s", bundle_dir, provider, ran)
@@ -122,18 +127,34 @@ def time_variant(bundle_dir: Path, provider: str, threads: int, iters: int,
                                 (CAMERA_WIDTH, CAMERA_HEIGHT), rounds)
     opts_threads = engine.frame.session.get_session_options().intra_op_num_threads
     return VariantResult(
-        provider=provider, variant=bundle.variant, bundle=str(bundle_dir),
+        provider=provider, variant=precision, bundle=str(bundle_dir),
+        graph_precisions=engine.graph_precisions,
         providers_run=engine.providers, threads=opts_threads, stages=stages,
         overhead_pct=overhead_pct, rtf=rtf, frames_encoded_per_hop=per_hop,
         hop_samples_ms=[round(x, 3) for x in samples["hop"]], pipelined=paced,
     )
 
 
+def auto_keys(fp32: VariantResult, auto: VariantResult | None) -> dict[str, Any]:
+    """The CPU default's (``--precision auto``) figures beside fp32's of the same run."""
+    def delay(v: VariantResult | None, q: str) -> float | None:
+        return None if v is None or v.pipelined is None else v.pipelined["stages_ms"]["delay"][q]
+
+    a50, f50 = delay(auto, "p50"), delay(fp32, "p50")
+    return {
+        "auto_precision": None if auto is None else ", ".join(
+            f"{g} {p}" for g, p in auto.graph_precisions.items()),
+        "auto_hop_p50_ms": None if auto is None else auto.stages["hop"]["p50"],
+        "auto_delay_p50_ms": a50, "auto_delay_p99_ms": delay(auto, "p99"),
+        "auto_delay_p50_not_worse_than_fp32": None if a50 is None or f50 is None else a50 <= f50,
+    }
+
+
 @dataclass(frozen=True)
 class Plan:
-    """(provider, bundle dir) pairs to time, and the config of the model behind them."""
+    """(provider, bundle dir, --precision) to time, and the config of the model behind them."""
 
-    runs: list[tuple[str, Path]]
+    runs: list[tuple[str, Path, str]]
     config: dict[str, Any]
     source: str
     not_measured: list[str]
@@ -143,19 +164,22 @@ def plan(args: argparse.Namespace) -> Plan:
     providers = timed_providers(args.provider)
     not_measured = [f"{p}: not available in this onnxruntime (measured automatically where "
                     f"it is)" for p in PROVIDER_VARIANTS if p not in providers and args.provider is None]
-    runs: list[tuple[str, Path]] = []
+    runs: list[tuple[str, Path, str]] = []
     if args.model:
         for path in args.model:
             bundle = load_bundle(path)
-            for p in providers:
-                runs.append((p, Path(path)))
-            log.info("bundle %s: variant %s", path, bundle.variant)
+            shipped = list(bundle.precisions())
+            for p in providers:  # each precision it ships, and auto's pick where it has a choice
+                runs += [(p, Path(path), precision) for precision in
+                         (*shipped, *((AUTO,) if len(shipped) > 1 else ()))]
+            log.info("bundle %s: precisions %s", path, shipped)
         config = bundle_config(Path(args.model[0]))
         source = f"bundles {', '.join(str(m) for m in args.model)}"
     else:
-        for p in providers:
-            for variant in PROVIDER_VARIANTS[p]:
-                runs.append((p, prepare_bundle(args.config, variant, args.cache)))
+        for p in providers:  # one bundle per provider: fp32 with its reduced precision beside
+            main, *extra = PROVIDER_VARIANTS[p]
+            path = prepare_bundle(args.config, main, args.cache, extra=tuple(extra))
+            runs += [(p, path, precision) for precision in (*PROVIDER_VARIANTS[p], AUTO)]
         config = bundle_config(runs[0][1])
         source = f"untrained {args.config} model (torch.manual_seed({MODEL_SEED}))"
     return Plan(runs=runs, config=config, source=source, not_measured=not_measured)
@@ -166,10 +190,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     p = plan(args)
     threads = args.threads or machine.ort_threads
     results = []
-    for provider, path in p.runs:
-        log.info("timing %s on %s", path, provider)
+    for provider, path, precision in p.runs:
+        log.info("timing %s at --precision %s on %s", path, precision, provider)
         results.append(time_variant(path, provider, threads, args.iters, args.warmup,
-                                    not args.no_pipelined, args.rounds))
+                                    not args.no_pipelined, args.rounds, precision))
     eager = None if args.no_torch else time_torch_eager(p.config, threads, args.iters, args.warmup)
 
     def pick(variant: str) -> VariantResult | None:
@@ -181,6 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     primary = pick("fp32") or results[0]
     int8 = pick("int8")
+    auto = pick(AUTO)
     torch_over_ort = torch_over_hop = torch_over_int8 = None
     if eager is not None and primary.provider == CPU:
         torch_p50 = eager["stages_ms"]["graphs"]["p50"]
@@ -205,6 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "int8_hop_p50_ms": None if int8 is None else int8.stages["hop"]["p50"],
         "int8_hop_p99_ms": None if int8 is None else int8.stages["hop"]["p99"],
         **pipelined_keys(primary, int8),
+        **auto_keys(primary, auto),
         "primary": primary.label,
         "machine": machine.to_dict(),
         "load_avg_at_end": load_average(),
@@ -234,6 +260,9 @@ def render(report: dict[str, Any]) -> str:
     for v in report["variants"]:
         s = v["stages_ms"]
         label = f"{PROVIDER_SHORT.get(v['provider'], v['provider'])} {v['variant']}"
+        if v["variant"] == AUTO:
+            rows.append([label, "runs", ", ".join(f"{g} {p}" for g, p in
+                                                  v["graph_precisions"].items()), "", ""])
         for k in stages:
             rows.append([label, k, fmt_ms(s[k]["p50"]), fmt_ms(s[k]["p95"]), fmt_ms(s[k]["p99"])])
         rows.append([label, "rtf / overhead",
@@ -264,6 +293,11 @@ def render(report: dict[str, Any]) -> str:
     lines.append(f"hop p50 {fmt_ms(report['hop_p50_ms'])} ms, p99 {fmt_ms(report['hop_p99_ms'])} "
                  f"ms ({report['primary']}); int8 hop p50 {fmt_ms(report['int8_hop_p50_ms'])} ms; "
                  f"torch eager / ORT: {'-' if ratio is None else f'{ratio:.2f}x'}")
+    if report["auto_delay_p50_ms"] is not None:
+        lines.append(f"auto ({report['auto_precision']}): delay p50 "
+                     f"{fmt_ms(report['auto_delay_p50_ms'])} ms vs fp32 "
+                     f"{fmt_ms(report['delay_p50_ms'])} ms in the same run; no worse: "
+                     f"{report['auto_delay_p50_not_worse_than_fp32']}")
     for line in report["not_measured"]:
         lines.append(f"not measured: {line}")
     return "\n".join(lines)

@@ -52,6 +52,9 @@ def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None
     variants = {(v["provider"], v["variant"]) for v in report["variants"]}
     assert ("CPUExecutionProvider", "fp32") in variants
     assert ("CPUExecutionProvider", "int8") in variants
+    assert ("CPUExecutionProvider", "auto") in variants  # the CPU default, beside fp32
+    assert _is_number(report["auto_delay_p50_ms"])
+    assert report["auto_delay_p50_not_worse_than_fp32"] in (True, False)
     for v in report["variants"]:
         # The daemon's hop brings one new frame: the cache must spare the other four.
         assert v["frames_encoded_per_hop"] == 1.0
