@@ -25,7 +25,7 @@ from avstream.bundle.format import StreamFormat
 from avstream.config import PipelineConfig
 from avstream.conform import AudioConformer
 from avstream.media.frames import resize_frame
-from avstream.outputs.records import Counters
+from avstream.results import Counters
 from avstream.sources.base import (
     AudioBlock,
     CorruptSkipped,

@@ -20,7 +20,8 @@ import onnxruntime as ort
 
 from avstream.bundle import schema
 from avstream.bundle.format import StreamFormat, check_signature, stream_format
-from avstream.bundle.manifest import Manifest, ManifestError, check_format, parse_manifest
+from avstream.bundle.manifest import Manifest, ManifestError
+from avstream.bundle.parse import check_format, parse_manifest
 from avstream.errors import BundleError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""manifest.json as typed, frozen records, parsed with errors that name the field at fault.
+"""manifest.json as typed, frozen records; ``avstream.bundle.parse`` builds them, with errors
+that name the field at fault (this module imports nothing of it: no import circle).
 
 The manifest is the only thing the daemon trusts about a bundle: sample rate, window length,
 frame size and class order all come from here, never from code defaults. Parsing checks every
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from avstream.bundle.schema import PRECISIONS
+from avstream.bundle.schema import FRONTEND_V1, PRECISIONS
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "uint8")
 VIDEO_LAYOUT = "NHWC"
@@ -221,6 +222,9 @@ class Manifest:
     timings: Timings | None = None
     """Per-graph speed of each precision on the exporting machine (optional field: bundles
     exported before it have none, and ``auto`` then picks by provider alone)."""
+    frontend: str = FRONTEND_V1
+    """The audio graph's scaling rule (schema.FRONTENDS). Recorded from format version 2; a
+    version-1 bundle carries FRONTEND_V1 by construction. Informational: it runs in the graph."""
 
     @property
     def n_classes(self) -> int:
@@ -231,6 +235,7 @@ class Manifest:
             "format": self.format,
             "format_version": self.format_version,
             "variant": self.variant,
+            **({"frontend": self.frontend} if self.format_version >= 2 else {}),
             "classes": list(self.classes),
             "audio": self.audio.to_dict(),
             "video": self.video.to_dict(),
@@ -245,10 +250,6 @@ class Manifest:
             **({"timings": self.timings.to_dict()} if self.timings is not None else {}),
         }
 
-    @classmethod
-    def from_dict(cls, d: Any) -> Manifest:
-        return parse_manifest(d)
-
 
 def plain(v: Any) -> Any:
     """Mappings and tuples back to JSON's dicts and lists."""
@@ -259,10 +260,7 @@ def plain(v: Any) -> Any:
     return v
 
 
-# Parsing lives in avstream/bundle/parse.py (imported last: it builds the records above).
-from avstream.bundle.parse import check_format, parse_manifest  # noqa: E402
-
 __all__ = ["AudioSpec", "DTYPES", "ExportInfo", "GraphSpec", "Manifest", "ManifestError",
            "PRECISIONS", "PrecisionVariant", "Provenance", "Quantization", "TensorSpec",
            "Timings",
-           "VIDEO_LAYOUT", "VideoSpec", "check_format", "parse_manifest", "plain"]
+           "VIDEO_LAYOUT", "VideoSpec", "plain"]
