@@ -30,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from avstream.bundle.schema import AUTO
 from avstream.errors import AvstreamError
 from avstream.inference.session import default_intra_threads
 from avstream.outputs.records import HopRecord, RunInfo
@@ -62,7 +63,7 @@ class BatchJob:
     provider: str | None = None
     threads: int = 1
     """Intra-op threads per graph in each worker."""
-    precision: str = "auto"
+    precision: str = AUTO
 
 
 @dataclass(frozen=True)

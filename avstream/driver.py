@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Literal, TextIO, cast
 
 from avstream.bundle.loader import load_bundle
+from avstream.bundle.schema import AUTO
 from avstream.clock import WallClock
 from avstream.errors import AvstreamError, DeviceError, MediaError
 from avstream.inference.api import EngineLike
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def open_engine(model: str | Path, provider: str | None = None, threads: int = 0,
-                precision: str = "auto") -> Engine:
+                precision: str = AUTO) -> Engine:
     """Load and verify a bundle, then start its sessions at ``precision`` (auto: int8 on the
     CPU, fp16 on CUDA, when the bundle ships them); BundleError / ProviderError otherwise."""
     try:

@@ -27,6 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/soak.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from avstream.bundle.schema import AUTO  # noqa: E402
 from avstream.demo import cached_assets, default_cache_dir  # noqa: E402
 from avstream.driver import drive, open_engine  # noqa: E402
 from avstream.errors import AvstreamError  # noqa: E402
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--camera-gap", type=float, default=CAMERA_GAP_S)
     ap.add_argument("--provider")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--precision", default=AUTO)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path)
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from avstream.bundle.schema import AUTO, PRECISIONS
 from avstream.smoothing import SmoothingConfig
 from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
 
@@ -21,10 +22,13 @@ Hop = Annotated[float, typer.Option(
 Provider = Annotated[str | None, typer.Option(
     "--provider", help="Force an ONNX Runtime provider (cpu, cuda, or a full name); "
                        "default CUDA then CPU.")]
-DEFAULT_PRECISION = "auto"
+DEFAULT_PRECISION = AUTO
 Precision = Annotated[str, typer.Option(
-    "--precision", help="auto (int8 on the CPU, fp16 on CUDA, when the bundle ships them; "
-                        "else fp32), fp32, int8 or fp16; a precision the bundle lacks is an error.")]
+    "--precision", help=f"{AUTO} (per graph the fastest precision the bundle's export timed, "
+                        f"e.g. int8 frame encoder and fp32 audio graph on a CPU; without timings "
+                        f"int8 on the CPU, fp16 on CUDA, when shipped), or one of "
+                        f"{', '.join(PRECISIONS)} for every graph; a precision the bundle lacks "
+                        f"is an error.")]
 Threads = Annotated[int, typer.Option(
     "--threads", help="Intra-op threads per graph (0: CPUs available, at most 4).")]
 Smoothing = Annotated[str, typer.Option("--smoothing", help="mean or ema.")]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from avstream.bundle.schema import AUTO
 from avstream.driver import Outputs, pipeline_config
 from avstream.errors import AvstreamError
 from avstream.pipeline import PipelineConfig
@@ -120,7 +121,7 @@ class ServeConfig:
     model: Path
     streams: tuple[StreamConfig, ...]
     provider: str | None = None
-    precision: str = "auto"
+    precision: str = AUTO
     threads: int = 0
     batching: BatchingConfig = BatchingConfig()
     num_replicas: int = 1
@@ -259,7 +260,7 @@ def _top(path: Path, data: Mapping[str, Any]) -> ServeConfig:
     provider = data.get("provider")
     if provider is not None:
         typed(path, "provider", provider, (str,), "a provider name (cpu, cuda...)")
-    precision = typed(path, "precision", data.get("precision", "auto"), (str,),
+    precision = typed(path, "precision", data.get("precision", AUTO), (str,),
                        "auto, fp32, int8 or fp16")
     threads = typed(path, "threads", data.get("threads", 0), (int,), "an integer >= 0")
     max_batch = typed(path, "max_batch", data.get("max_batch", DEFAULT_MAX_BATCH), (int,),
