@@ -226,6 +226,7 @@ def _manifest(ckpt: Checkpoint, ckpt_path: Path, ckpt_sha: str, variant: str,
         variants=dict(variants or {}),
         calibration=ckpt.temperatures.to_dict() if ckpt.calibration else {},
         timings=timings,
+        frontend=cfg.frontend,
     )
 
 

@@ -120,7 +120,8 @@ def test_audio_graph_has_no_stft_op_and_frame_graph_takes_uint8(fp32_bundle: Pat
 
 def test_manifest_describes_the_model(fp32_bundle: Path, small_ckpt: Path) -> None:
     m = load_bundle(fp32_bundle).manifest
-    assert (m.format, m.format_version, m.variant) == (schema.FORMAT_NAME, 1, "fp32")
+    assert (m.format, m.format_version, m.variant) == (schema.FORMAT_NAME, 2, "fp32")
+    assert m.frontend == SMALL.frontend == schema.FRONTEND_V2
     assert m.classes == SCENES
     assert (m.audio.sample_rate, m.audio.channels, m.audio.window_samples) == (16000, 2, 16000)
     assert (m.video.frames_per_window, m.video.frame_width, m.video.frame_height) == (5, 64, 64)
@@ -142,7 +143,8 @@ def test_manifest_describes_the_model(fp32_bundle: Path, small_ckpt: Path) -> No
     assert dict(p.metrics) == METRICS and dict(p.training_data) == DATA
     assert m.quantization is None
     raw = json.loads((fp32_bundle / "manifest.json").read_text())
-    assert raw["format_version"] == 1 and raw["variant"] == "fp32"
+    assert raw["format_version"] == 2 and raw["variant"] == "fp32"
+    assert raw["frontend"] == schema.FRONTEND_V2
 
 
 def test_shipped_graphs_carry_no_local_paths(fp32_bundle: Path) -> None:

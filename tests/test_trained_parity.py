@@ -42,7 +42,8 @@ def test_info_json_shows_the_manifest_of_the_trained_bundle(trained_bundle: Path
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
-    assert info["verified"] is True and info["format_version"] == 1 and info["variant"] == "fp32"
+    assert info["verified"] is True and info["format_version"] == 2 and info["variant"] == "fp32"
+    assert info["frontend"] == info["provenance"]["config"]["frontend"] == "minmax-lr-v2"
     assert len(info["classes"]) == 10 and info["audio"]["sample_rate"] == 16000
     assert set(info["graphs"]) == {"audio", "frame", "head"}
     assert set(info["files"]) == {"audio.onnx", "frame.onnx", "head.onnx"}

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from avstream.bundle.schema import FRONTEND_V1, FRONTEND_V2, FRONTENDS
 from avstream.scenes import SCENES
 from avstream.timebase import (
     FRAMES_PER_WINDOW,
@@ -38,6 +39,9 @@ class ModelConfig:
     filterbank: Filterbank = "gammatone"
     """The seed's gammatone (about 1 point better than log-mel in the paper)."""
     f_min_hz: float = 0.0
+    frontend: str = FRONTEND_V2
+    """Per-window scaling rule (training/model/frontend.py): min-max over L and R only, so a mono
+    microphone does not shift them. Configs saved without this field load as FRONTEND_V1."""
     # --- audio branch: three residual SE blocks ---
     audio_filters: tuple[int, ...] = (32, 64, 128)
     audio_pools: tuple[tuple[int, int], ...] = ((1, 2), (1, 2), (1, 1))
@@ -104,6 +108,8 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"model config has unknown fields {unknown}; expected some of {sorted(known)}")
         fixed = {k: _tupled(v) for k, v in d.items()}
+        # A record written before the rule was recorded was trained with the old one.
+        fixed.setdefault("frontend", FRONTEND_V1)
         return cls(**fixed)
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -119,6 +125,8 @@ def _tupled(v: Any) -> Any:
 def _verify(c: ModelConfig) -> None:
     if c.filterbank not in ("gammatone", "mel"):
         raise ValueError(f"filterbank={c.filterbank!r}; expected 'gammatone' or 'mel'")
+    if c.frontend not in FRONTENDS:
+        raise ValueError(f"frontend={c.frontend!r}; expected one of {list(FRONTENDS)}")
     if c.pixel_norm not in ("imagenet", "caffe_bgr"):
         raise ValueError(f"pixel_norm={c.pixel_norm!r}; expected 'imagenet' or 'caffe_bgr'")
     if len(c.audio_filters) != len(c.audio_pools):

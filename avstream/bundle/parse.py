@@ -326,5 +326,6 @@ def parse_manifest(d: Any) -> Manifest:
         calibration=_calibration(d.get("calibration", {})),
         variants=_variants(d, variant),
         timings=_timings(d.get("timings")),
+        frontend=schema.FRONTEND_V1 if version < 2 else _str(d, "frontend", "", schema.FRONTENDS),
     )
     return m

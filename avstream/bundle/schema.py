@@ -16,8 +16,18 @@ from typing import Final
 
 MANIFEST_NAME: Final[str] = "manifest.json"
 FORMAT_NAME: Final[str] = "avstream-bundle"
-FORMAT_VERSION: Final[int] = 1
-SUPPORTED_FORMAT_VERSIONS: Final[tuple[int, ...]] = (1,)
+FORMAT_VERSION: Final[int] = 2
+"""2: the manifest records the audio front end's scaling rule (``frontend``); version 1 has no
+such field and its graphs carry FRONTEND_V1."""
+SUPPORTED_FORMAT_VERSIONS: Final[tuple[int, ...]] = (1, 2)
+
+# The audio front end's per-window scaling rule, inside the audio graph (so a bundle always runs
+# the rule it was trained with; the daemon only reports it). training/model/frontend.py has both.
+FRONTEND_V1: Final[str] = "minmax-lrs-v1"
+"""Min-max over L, R and L-R together: a mono source's silent L-R squeezes L and R."""
+FRONTEND_V2: Final[str] = "minmax-lr-v2"
+"""Min-max over L and R only, L-R clamped into their range: mono leaves L and R where they were."""
+FRONTENDS: Final[tuple[str, ...]] = (FRONTEND_V1, FRONTEND_V2)
 PRECISIONS: Final[tuple[str, ...]] = ("fp32", "int8", "fp16")
 """Every precision a bundle's graphs may have (the main variant or an extra one), in the order
 they are listed to users: the reference first, then the CPU's and the GPU's reduced one."""
@@ -48,9 +58,10 @@ GRAPH_IO: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 }
 PIXEL_FORMAT: Final[str] = "rgb24"
 
-# manifest.json, format_version 1 (JSON object):
+# manifest.json, format_version 2 (JSON object; version 1 is the same without "frontend"):
 # {
-#   "format": "avstream-bundle", "format_version": 1, "variant": "fp32"|"fp16"|"int8",
+#   "format": "avstream-bundle", "format_version": 2, "variant": "fp32"|"fp16"|"int8",
+#   "frontend": "minmax-lrs-v1"|"minmax-lr-v2",
 #   "classes": [10 names in output order],
 #   "audio": {"sample_rate": 48000, "channels": 2, "window_samples": 48000, "window_seconds": 1.0},
 #   "video": {"frames_per_window": 5, "fps": 5, "frame_width": 224, "frame_height": 224,

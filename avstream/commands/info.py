@@ -18,6 +18,7 @@ from rich.text import Text
 
 from avstream.bundle.loader import Bundle, load_bundle
 from avstream.bundle.manifest import Manifest, TensorSpec, plain
+from avstream.bundle.schema import FRONTEND_V1
 from avstream.inference.precision import AUTO, PRECISIONS, PrecisionChoice, choose_precision
 
 SHA_SHOWN = 16  # hex digits shown per file; --json has them all
@@ -110,7 +111,7 @@ def render(bundle: Bundle, console: Console) -> None:
                                 "; verified: files, sha256, graph signatures"))
     console.print(_kv("classes (output order)",
                       {"": ", ".join(f"{i}:{c}" for i, c in enumerate(m.classes))}))
-    console.print(_kv("audio", m.audio.to_dict()))
+    console.print(_kv("audio", {**m.audio.to_dict(), "front end": frontend_line(m)}))
     console.print(_kv("video", m.video.to_dict()))
     console.print(_signatures(m))
     console.print(_files(m))

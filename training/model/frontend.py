@@ -4,6 +4,18 @@ The STFT is a fixed Conv1d with windowed cosine/sine kernels (stride = hop), not
 op: ONNX Runtime's CUDA provider has no DFT kernel, and the legacy exporter fails on complex
 STFT, while a Conv1d exports and runs natively everywhere. Keep this module in fp32: |X|^2
 overflows fp16.
+
+Scaling rules (``ModelConfig.frontend``; the bundle manifest records which one a graph carries):
+
+- ``minmax-lr-v2`` (the default of every preset): lo/hi are taken over the L and R planes only,
+  and the L-R plane is clamped into [lo, hi] before the same scaling. A mono source (L == R) makes
+  L-R digital silence at the -100 dB floor; it now maps to -1 instead of stretching the range,
+  so the L and R planes of a mono down-mix stay where the stereo signal put them. A quiet but
+  real side signal below the quietest L/R band is clipped to -1 too: it carries less than the
+  range L and R span, which is what the network is given to compare.
+- ``minmax-lrs-v1`` (the seed's, bundles of format version 1 and checkpoints saved before the
+  rule was recorded): lo/hi over L, R and L-R together. Fed mono, lo drops to the floor and L and R
+  are squeezed into a narrow band the network never saw (README: final 1.000 -> 0.320).
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from avstream.bundle.schema import FRONTEND_V1
 from training.config import ModelConfig
 from training.model.filterbanks import band_weights
 
@@ -37,7 +50,8 @@ class AudioFrontend(nn.Module):
 
     Channels are left, right and the spectrum of left-minus-right (the seed's third channel);
     band powers go to dB (10*log10 of power == 20*log10 of band amplitude) and each example is
-    min-max scaled to [-1, 1] as in the seed. A mono input is duplicated, so L-R is silent.
+    min-max scaled to [-1, 1] by the config's rule (module docstring). A mono input is
+    duplicated, so L-R is silent.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -46,6 +60,7 @@ class AudioFrontend(nn.Module):
         self.hop = cfg.stft_hop_samples
         self.n_bins = self.n_fft // 2 + 1
         self.window_samples = cfg.window_samples
+        self.rule = cfg.frontend  # checked by ModelConfig
         # Half of (n_fft - hop) each side: exactly window/hop frames per window (50 per second).
         self.pad = (self.n_fft - self.hop) // 2
         self.register_buffer("stft_kernel", torch.from_numpy(stft_kernels(self.n_fft)), persistent=False)
@@ -69,6 +84,19 @@ class AudioFrontend(nn.Module):
         # A floor by max, not by adding: the exported graph's optimiser drops `x + 1e-10` as a
         # no-op, and log(0) of a silent band (L-R of a mono source) would then be -inf -> NaN.
         db = 10.0 * torch.log10(bands.clamp_min(POWER_FLOOR))
+        return scale(db, self.rule)
+
+
+def scale(db: torch.Tensor, rule: str) -> torch.Tensor:
+    """(B, 3, bands, frames) dB of L, R, L-R -> [-1, 1] per example by ``rule``."""
+    if rule == FRONTEND_V1:
         lo = db.amin(dim=(1, 2, 3), keepdim=True)
         hi = db.amax(dim=(1, 2, 3), keepdim=True)
-        return 2.0 * (db - lo) / (hi - lo + SCALE_EPS) - 1.0
+    else:
+        lr = db[:, :2]
+        lo = lr.amin(dim=(1, 2, 3), keepdim=True)
+        hi = lr.amax(dim=(1, 2, 3), keepdim=True)
+        # Min/Max rather than clamp with tensor bounds: plain elementwise ops in every opset
+        # and every runtime. L and R are inside [lo, hi] already; only L-R moves.
+        db = torch.minimum(torch.maximum(db, lo), hi)
+    return 2.0 * (db - lo) / (hi - lo + SCALE_EPS) - 1.0
