@@ -33,8 +33,6 @@ from typing import Any
 from avstream.bundle.schema import AUTO
 from avstream.errors import AvstreamError
 from avstream.inference.session import default_intra_threads
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
 from avstream.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -140,22 +138,6 @@ def output_names(files: Sequence[Path]) -> dict[Path, str]:
     return names
 
 
-class _LabelCounter:
-    """A sink that counts the smoothed label of every hop."""
-
-    def __init__(self) -> None:
-        self.labels: Counter[str] = Counter()
-
-    def start(self, info: RunInfo) -> None:
-        pass
-
-    def hop(self, record: HopRecord) -> None:
-        self.labels[record.label] += 1
-
-    def end(self, summary: RunSummary) -> None:
-        pass
-
-
 _ENGINES: dict[tuple[str, str | None, int, str], Any] = {}
 """Engines this worker process opened, kept for its next files (a pool worker or a Ray worker)."""
 
@@ -178,6 +160,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def label_file(job: BatchJob, media: str, out_dir: str, name: str) -> FileResult:
     """Label ``media`` into ``out_dir/name.jsonl``; any failure is the result's ``error``."""
     from avstream.driver import drive
+    from avstream.outputs.collect import Collect
     from avstream.outputs.jsonl import JsonlSink
     from avstream.sources.media_file import MediaFileSource
 
@@ -187,16 +170,16 @@ def label_file(job: BatchJob, media: str, out_dir: str, name: str) -> FileResult
     result: FileResult
     try:
         engine = _engine(job)
-        counter = _LabelCounter()
+        kept = Collect()
         source = MediaFileSource(media)
-        summary = drive(source, engine, job.pipeline, [JsonlSink(part), counter])
+        summary = drive(source, engine, job.pipeline, [JsonlSink(part), kept])
         if summary.stopped != "end of stream":
             raise AvstreamError(f"stopped before the end ({summary.stopped})")
         seconds = (None if summary.stream_start is None or summary.stream_end is None
                    else summary.stream_end - summary.stream_start)
         os.replace(part, final)
         result = FileResult(file=media, seconds=seconds, windows=summary.windows,
-                            labels=dict(counter.labels),
+                            labels=dict(Counter(kept.labels)),
                             corrupt_packets=summary.counters.corrupt_packets)
     except AvstreamError as e:
         result = FileResult(file=media, error=str(e))

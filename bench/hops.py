@@ -8,13 +8,12 @@ the window's turn (``pipelined=False``), and the wall time of those two ``feed``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from avstream.inference.engine import Engine
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.outputs.collect import Collect
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.base import AudioBlock, SourceInfo, VideoFrame
 from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
@@ -27,22 +26,6 @@ POOL = 8
 DATA_SEED = 0
 NOISE_LEVEL = 0.1
 GRAPH_STAGES: tuple[str, ...] = ("frame", "audio", "head")
-
-@dataclass
-class HopCollector:
-    """A pipeline sink that keeps each hop's stage latencies (the daemon's own measurements)."""
-
-    records: list[HopRecord] = field(default_factory=list)
-
-    def start(self, info: RunInfo) -> None:
-        self.info = info
-
-    def hop(self, record: HopRecord) -> None:
-        self.records.append(record)
-
-    def end(self, summary: RunSummary) -> None:
-        pass
-
 
 @dataclass(frozen=True)
 class HopData:
@@ -94,7 +77,7 @@ def time_daemon_hops(engine: Engine, iters: int, warmup: int,
     and the mean number of frames encoded per hop."""
     spec = engine.format
     data = HopData.make(spec.sample_rate, spec.channels, hop_ms)
-    collector = HopCollector()
+    collector = Collect()
     pipeline = Pipeline(engine, PipelineConfig(hop_ms=hop_ms, pipelined=False), [collector],
                         clock=None)
     pipeline.start(SourceInfo(name="bench: synthetic camera + microphone", has_audio=True,

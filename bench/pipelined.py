@@ -27,7 +27,7 @@ import numpy as np
 
 from avstream.clock import WallClock
 from avstream.inference.api import EngineLike
-from avstream.outputs.records import HopRecord
+from avstream.outputs.collect import Collect
 from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.base import AudioBlock, SourceInfo, VideoFrame
 from avstream.windows import MS_PER_S
@@ -47,26 +47,12 @@ class Material(Protocol):
     def frame(self, i: int) -> np.ndarray: ...
 
 
-class Records:
-    def __init__(self) -> None:
-        self.records: list[HopRecord] = []
-
-    def start(self, info: object) -> None:
-        pass
-
-    def hop(self, record: HopRecord) -> None:
-        self.records.append(record)
-
-    def end(self, summary: object) -> None:
-        pass
-
-
 def time_pipelined_hops(engine: EngineLike, data: Material, iters: int, warmup: int,
                         hop_ms: int, camera: tuple[int, int], pipelined: bool = True) -> dict[str, Any]:
     """Warm-up + ``iters`` windows at live pace; per-stage ms and CPU seconds per stream second."""
     fmt = engine.format
     clock = WallClock()
-    sink = Records()
+    sink = Collect()
     pipeline = Pipeline(engine, PipelineConfig(hop_ms=hop_ms, pipelined=pipelined), [sink],
                         clock=clock)
     pipeline.start(SourceInfo(name="bench: live-paced camera + microphone", has_audio=True,

@@ -1,6 +1,6 @@
-"""What the replay tests share: media files written through PyAV (so decoding is real too), a
-sink that keeps everything, a replay of a file through the daemon's own driver, and the command
-line run as a child process."""
+"""What the replay tests share: media files written through PyAV (so decoding is real too), the
+sink that keeps everything (``avstream.outputs.collect.Collect``), a replay of a file through
+the daemon's own driver, and the command line run as a child process."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import numpy as np
 
 from avstream.driver import drive
 from avstream.inference.engine import Engine
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.outputs.collect import Collect
 from avstream.pipeline import PipelineConfig
 from avstream.sources.media_file import MediaFileSource
 
@@ -105,24 +104,6 @@ def corrupt_ts(src: Path, dst: Path, lo: float = 0.4, hi: float = 0.5) -> Path:
     keep = [data[i * 188:(i + 1) * 188] for i in range(n) if not (n * lo < i < n * hi and i % 3 == 0)]
     dst.write_bytes(b"".join(keep))
     return dst
-
-
-class Collect:
-    """A sink that keeps everything."""
-
-    def __init__(self) -> None:
-        self.records: list[HopRecord] = []
-        self.info: RunInfo | None = None
-        self.summary: RunSummary | None = None
-
-    def start(self, info: RunInfo) -> None:
-        self.info = info
-
-    def hop(self, record: HopRecord) -> None:
-        self.records.append(record)
-
-    def end(self, summary: RunSummary) -> None:
-        self.summary = summary
 
 
 def replay(engine: Engine, media: Path, audio: Path | None = None,

@@ -12,8 +12,8 @@ from avstream.commands import options as opt
 from avstream.demo import build_assets, cached_assets, default_cache_dir
 from avstream.driver import Outputs, Pace, open_engine, run_command
 from avstream.inference.engine import Engine
+from avstream.outputs.collect import Collect
 from avstream.outputs.network import DEMO_NAME
-from avstream.outputs.timeline import TimelineRecorder
 from avstream.pipeline import PipelineConfig
 from avstream.sources.base import SourceInfo
 from avstream.sources.media_file import MediaFileSource
@@ -54,7 +54,7 @@ def demo(
         return [f"replaying {recording.name} ({pace}) with the demo bundle {bundle} "
                 f"({engine.precision})"]
 
-    recorder = TimelineRecorder()
+    recorder = Collect()
     done = run_command("avstream demo", lambda: MediaFileSource(recording),
                        lambda: open_engine(bundle, provider, precision=precision),
                        PipelineConfig(), outputs, headline, realtime=realtime,
