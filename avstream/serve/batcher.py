@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from avstream.inference.session import default_intra_threads
+from avstream.inference.session import default_intra_threads, usable_cpus
 from avstream.serve.config import BatchingConfig
 from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed, total
 
@@ -50,6 +50,11 @@ POLL_S = 0.1
 MS_PER_S = 1000.0
 ROW_S_WEIGHT = 0.2
 """Weight of the latest batch in a lane's running mean of seconds per request."""
+
+
+def encode_workers(threads: int) -> int:
+    """Frame encodes at once: as many as the cores hold at ``lane_threads(threads)`` each."""
+    return max(1, usable_cpus() // lane_threads(threads))
 
 
 def lane_threads(threads: int) -> int:
@@ -84,19 +89,24 @@ class _Lane:
     never waits behind other streams' frame encodes, which are needed only later (they run
     ahead of their windows), exactly as in one stream's own process."""
 
-    def __init__(self, kind: Kind, batcher: Batcher) -> None:
+    def __init__(self, kind: Kind, batcher: Batcher, workers: int) -> None:
         self.kind = kind
         self.batcher = batcher
         self.queue: queue.Queue[Request] = queue.Queue()
         self.stats = BatchStats()
+        self._lock = threading.Lock()
+        """Guards what the workers share: the counts, the order of service, the mean cost."""
+        self._idle = workers
         self._served: dict[int, int] = {}
         """Client -> its requests run so far (a new client starts level with the least
         served): who goes first when not all fit."""
         self._row_s = 0.0
         """Seconds a request of this lane takes to run, on average over recent batches."""
-        self.thread = threading.Thread(target=self._loop, name=f"avstream-batcher-{kind}",
-                                       daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True,
+                                         name=f"avstream-batcher-{kind}-{i}")
+                        for i in range(workers)]
+        for t in self.threads:
+            t.start()
 
     def _gather(self, first: Request) -> list[Request]:
         """``first`` and every request waiting, and those that come within the wait bound."""
@@ -120,27 +130,40 @@ class _Lane:
                 break
         return batch
 
-    def _loop(self) -> None:
+    def _loop(self, index: int) -> None:
         stop = self.batcher.stopping
         while not stop.is_set():
+            if index > 0 and not self.batcher.no_window_running.wait(POLL_S):
+                continue  # an extra worker leaves the cores to a window that is running
             try:
                 first = self.queue.get(timeout=POLL_S)
             except queue.Empty:
                 continue
-            batch = self._choose(shed(self._gather(first), self.stats))
-            if not batch:
-                continue
-            s = self.stats
-            s.batches += 1
-            s.requests += len(batch)
-            s.largest = max(s.largest, len(batch))
-            waited = (time.monotonic() - min(r.t_submit for r in batch)) * MS_PER_S
-            s.wait_ms_max = max(s.wait_ms_max, waited)
+            gathered = self._gather(first)
+            with self._lock:
+                batch = self._choose(shed(gathered, self.stats))
+                if not batch:
+                    continue
+                self._idle -= 1
+                s = self.stats
+                s.batches += 1
+                s.requests += len(batch)
+                s.largest = max(s.largest, len(batch))
+                waited = (time.monotonic() - min(r.t_submit for r in batch)) * MS_PER_S
+                s.wait_ms_max = max(s.wait_ms_max, waited)
             t0 = time.perf_counter()
-            run_batch(self.batcher.engine, batch)
+            if self.kind == "infer":
+                self.batcher.no_window_running.clear()
+            try:
+                run_batch(self.batcher.engine, batch)
+            finally:
+                if self.kind == "infer":
+                    self.batcher.no_window_running.set()
             row_s = (time.perf_counter() - t0) / len(batch)
-            self._row_s = row_s if not self._row_s else (
-                ROW_S_WEIGHT * row_s + (1 - ROW_S_WEIGHT) * self._row_s)
+            with self._lock:
+                self._idle += 1
+                self._row_s = row_s if not self._row_s else (
+                    ROW_S_WEIGHT * row_s + (1 - ROW_S_WEIGHT) * self._row_s)
 
     def _choose(self, waiting: list[Request]) -> list[Request]:
         """At most ``max_batch`` of ``waiting``: the streams served least so far first, then the
@@ -153,9 +176,11 @@ class _Lane:
         waiting.sort(key=lambda r: (self._served[r.client], r.deadline or r.t_submit))
         n = self.batcher.config.max_batch
         batch, rest = waiting[:n], waiting[n:]
-        # A request that will be past its deadline when this batch ends is dropped now: its
-        # stream then brings its next window while this batch runs, in time for the next turn.
-        shed(rest, self.stats, time.perf_counter() + self._row_s * len(batch))
+        # A request that will be past its deadline when this batch ends (and no other worker
+        # is free to take it) is dropped now: its stream then brings its next window while this
+        # batch runs, in time for the next turn.
+        if self._idle <= 1:
+            shed(rest, self.stats, time.perf_counter() + self._row_s * len(batch))
         for r in rest:
             if not r.done.is_set():
                 self.queue.put(r)
@@ -172,10 +197,17 @@ class _Lane:
 
 
 class Batcher:
-    """Runs ``engine`` for every stream, one thread per kind of request; ``client()`` per
-    stream."""
+    """Runs ``engine`` for every stream: windows on one thread, frame encodes on
+    ``encode_workers`` (ONNX Runtime sessions take concurrent runs); ``client()`` per stream.
 
-    def __init__(self, engine: Any, config: BatchingConfig) -> None:
+    Windows run one batch at a time, so that a window's take-up (where its deadline is judged)
+    is when its compute starts. Frame encodes, needed only later and one per stream per hop,
+    are most of the work of a stream with a camera; with one thread for them a core stayed idle
+    while the other ran every stream's encodes in turn (bench/RESULTS.md, the serve profile).
+    Encode workers past the first start only while no window runs, as one stream's own
+    pipeline starts no encode while its window runs."""
+
+    def __init__(self, engine: Any, config: BatchingConfig, encode_workers: int = 1) -> None:
         self.engine = engine
         self.config = config
         self._lock = threading.Lock()
@@ -184,7 +216,11 @@ class Batcher:
         encodes, and the encode lane must not wait for it."""
         self._next_id = 0
         self.stopping = threading.Event()
-        self._lanes: dict[str, _Lane] = {k: _Lane(k, self) for k in LANES}  # type: ignore[arg-type]
+        self.no_window_running = threading.Event()
+        """Set while no window batch runs: extra encode workers start only then."""
+        self.no_window_running.set()
+        self._lanes: dict[str, _Lane] = {
+            "encode": _Lane("encode", self, encode_workers), "infer": _Lane("infer", self, 1)}
 
     @property
     def stats(self) -> BatchStats:
@@ -226,7 +262,8 @@ class Batcher:
     def close(self) -> None:
         self.stopping.set()
         for lane in self._lanes.values():
-            lane.thread.join()
+            for t in lane.threads:
+                t.join()
             lane.fail_waiting()
 
 

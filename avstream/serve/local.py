@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from avstream.driver import open_engine
 from avstream.inference.api import EngineLike
-from avstream.serve.batcher import Batcher, BatchStats, lane_threads
+from avstream.serve.batcher import Batcher, BatchStats, encode_workers, lane_threads
 from avstream.serve.config import ServeConfig
 from avstream.serve.streams import StreamOutcome, StreamRunner
 
@@ -65,7 +65,7 @@ def serve_local(config: ServeConfig, stop: threading.Event) -> ServeReport:
 
 def serve_engine(config: ServeConfig, engine: EngineLike, stop: threading.Event) -> ServeReport:
     """``serve_local`` on an engine already open (``config.model`` is not read)."""
-    batcher = Batcher(engine, config.batching)
+    batcher = Batcher(engine, config.batching, encode_workers(config.threads))
     runners = [StreamRunner(s, batcher.client) for s in config.streams]
     try:
         run_streams(runners, stop)
