@@ -14,14 +14,14 @@ def exact_div(x: int, y: int) -> int:
     return x // y
 
 
+MS_PER_S: Final[int] = 1000  # milliseconds in a second: the one definition of the package
 TAU_SAMPLE_RATE_HZ: Final[int] = 48_000  # the dataset's native rate (24-bit binaural WAV)
 TAU_CLIP_SECONDS: Final[int] = 10  # every TAU clip is 10.00 s
 WINDOW_SECONDS: Final[int] = 1  # the DCASE metric and the model both work on 1-s segments
 VIDEO_FPS: Final[int] = 5  # frames sampled per second of video
 FRAMES_PER_WINDOW: Final[int] = WINDOW_SECONDS * VIDEO_FPS  # 5 frames per 1-s window
-FRAME_PERIOD_MS: Final[int] = exact_div(1000, VIDEO_FPS)  # 200 ms between sampled frames
+FRAME_PERIOD_MS: Final[int] = exact_div(MS_PER_S, VIDEO_FPS)  # 200 ms between sampled frames
 STFT_WINDOW_MS: Final[int] = 40
 STFT_HOP_MS: Final[int] = 20
-AUDIO_FRAMES_PER_SECOND: Final[int] = exact_div(1000, STFT_HOP_MS)  # 50 spectrogram frames / s
-AUDIO_FRAMES_PER_WINDOW: Final[int] = WINDOW_SECONDS * AUDIO_FRAMES_PER_SECOND  # 50
+AUDIO_FRAMES_PER_SECOND: Final[int] = exact_div(MS_PER_S, STFT_HOP_MS)  # 50 spectrogram frames / s
 SEGMENTS_PER_CLIP: Final[int] = exact_div(TAU_CLIP_SECONDS, WINDOW_SECONDS)  # 10 eval segments

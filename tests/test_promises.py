@@ -19,6 +19,7 @@ from cli_run import REPO, Run, bundle_classes, replay
 from crafted_media import frame_times, with_nan_output, write_crafted
 
 from avstream import schemas
+from avstream.timebase import MS_PER_S
 
 HOP_S = 0.2  # the default hop
 FPS = 10  # crafted video: every 0.2-s slot falls exactly on a frame
@@ -315,7 +316,6 @@ def test_realtime_replay_releases_each_window_no_earlier_than_its_stream_time(
     assert len(run.lines) + run.summary["counters"]["hops_dropped"] == 16
 
 
-MS_PER_S = 1000
 PACING_SLACK_S = 0.05
 """Sleep granularity of the pacing (it polls) and the rounding of ``wall_time``."""
 ANCHOR_SLACK_S = 0.25

@@ -6,7 +6,6 @@ unpickler can read it; the model is rebuilt from ``config``, never from code def
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +90,3 @@ def load_checkpoint(path: Path) -> Checkpoint:
         train_state=payload.get("train_state", {}),
         calibration=payload.get("calibration", {}),
     )
-
-
-def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            h.update(chunk)
-    return h.hexdigest()

@@ -18,8 +18,8 @@ from typing import Any
 from avstream.bundle import schema
 from avstream.bundle.manifest import Manifest, ManifestError, TensorSpec
 from avstream.errors import BundleError
+from avstream.timebase import MS_PER_S
 
-MS_PER_S = 1000
 ORT_DTYPES: dict[str, str] = {
     "tensor(float)": "float32",
     "tensor(float16)": "float16",

@@ -107,14 +107,6 @@ class ClipCache:
         """(5 * seconds, frame_size, frame_size, 3) uint8 RGB, memory-mapped read-only."""
         return np.load(self.frames_path(i), mmap_mode="r")
 
-    @property
-    def label_indices(self) -> np.ndarray:
-        return np.asarray([c.label_index for c in self.clips], dtype=np.int64)
-
-    @property
-    def total_seconds(self) -> int:
-        return sum(c.seconds for c in self.clips)
-
 
 # ----------------------------------------------------------------------------- file layout
 
