@@ -54,5 +54,5 @@ def test_a_bad_log_level_is_exit_2_in_one_line_naming_the_option(
 def test_help_lists_every_registered_command() -> None:
     done = avstream("--help", env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
-    for command in ("info", "replay", "live", "devices", "demo", "batch", "serve"):
+    for command in ("info", "replay", "live", "devices", "demo", "batch", "serve", "record"):
         assert f" {command} " in done.stdout, command

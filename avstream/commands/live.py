@@ -10,10 +10,7 @@ exist, or PortAudio is missing.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import cv2
-import typer
 
 from avstream.bundle.format import StreamFormat
 from avstream.commands import options as opt
@@ -51,13 +48,10 @@ def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
 
 def live(
     model: opt.Model,
-    mic: Annotated[str | None, typer.Option(
-        "--mic", help="Audio input: PortAudio index or a name substring (see `avstream devices`); "
-                      "default: the system's default input.")] = None,
-    camera: Annotated[str, typer.Option(
-        "--camera", help="Camera index, or a stream URL (rtsp://, http://, udp://...).")] = "0",
-    no_mic: Annotated[bool, typer.Option("--no-mic", help="Video only.")] = False,
-    no_camera: Annotated[bool, typer.Option("--no-camera", help="Audio only.")] = False,
+    mic: opt.Mic = None,
+    camera: opt.Camera = "0",
+    no_mic: opt.NoMic = False,
+    no_camera: opt.NoCamera = False,
     jsonl: opt.Jsonl = None,
     hop: opt.Hop = opt.DEFAULT_HOP_S,
     provider: opt.Provider = None,

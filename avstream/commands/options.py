@@ -38,6 +38,14 @@ Hold = Annotated[int, typer.Option("--hold", help="Consecutive hops the lead mus
 Floor = Annotated[float, typer.Option("--floor", help="Below this confidence the label is 'unknown'.")]
 View = Annotated[bool | None, typer.Option(
     "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")]
+# Capture devices (live, record): the same devices, named the same way.
+Mic = Annotated[str | None, typer.Option(
+    "--mic", help="Audio input: PortAudio index or a name substring (see `avstream devices`); "
+                  "default: the system's default input.")]
+Camera = Annotated[str, typer.Option(
+    "--camera", help="Camera index, or a stream URL (rtsp://, http://, udp://...).")]
+NoMic = Annotated[bool, typer.Option("--no-mic", help="Video only.")]
+NoCamera = Annotated[bool, typer.Option("--no-camera", help="Audio only.")]
 Ray = Annotated[str | None, typer.Option(
     "--ray", metavar="[ADDRESS]",
     help="Run on Ray: alone, a local Ray instance; with an address (auto, HOST:PORT, "
