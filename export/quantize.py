@@ -161,10 +161,10 @@ def load_split_windows(data_dir: Path, split: str, cfg: ModelConfig, max_windows
     try:
         from training.data.cache import build_cache
         from training.data.datasets import CropDataset
-        from training.data.tau import read_tau_split
+        from training.data.places import read_split
     except ImportError as e:
         raise ExportError(f"reading {data_dir} needs training.data (tau, cache, datasets): {e}") from e
-    tau = read_tau_split(data_dir, split, cfg.classes)
+    tau = read_split(data_dir, split, cfg.classes)
     if not tau.rows:
         raise ExportError(f"{tau.csv_path}: no usable clips for {split} windows")
     # Eval mode cuts every clip into 1-s windows. Cache only as many clips as needed (spread

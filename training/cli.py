@@ -18,7 +18,8 @@ app = typer.Typer(name="training", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
                   help="Train the DCASE2021 Task 1B SE-CRNN on TAU AV 2021 (or a synthetic set).")
 
-ConfigOpt = Annotated[str, typer.Option("--config", help=f"model preset: {', '.join(PRESETS)}")]
+ConfigOpt = Annotated[str, typer.Option("--config", "--preset",
+                                        help=f"model preset: {', '.join(PRESETS)}")]
 
 
 class UsageError(AvstreamError):
@@ -82,16 +83,25 @@ def _config(name: str, backbone_weights: Path | None = None):  # noqa: ANN202
 
 def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cache: Path | None,
                  backbone_weights: Path | None, overrides: dict[str, dict[str, object]],
-                 threads: int = 0, select_on: str = "validation"):  # noqa: ANN202
+                 threads: int = 0, select_on: str = "validation",
+                 max_epochs: int | None = None):  # noqa: ANN202
     from training.train.recipe import SELECTIONS, RunOptions
 
     if select_on not in SELECTIONS:
         raise UsageError(f"--select-on {select_on!r}; expected one of {', '.join(SELECTIONS)}")
 
+    from training.train.recipe import data_classes
+
     cfg = _config(config, backbone_weights)
+    classes = data_classes(data)
+    if classes != cfg.classes:
+        cfg = cfg.replace(classes=classes)
     steps: dict = {}
     for step, base in RECIPES[cfg.preset].items():
         changes = {k: v for k, v in overrides.get(step, {}).items() if v is not None}
+        if max_epochs is not None:
+            for field in ("max_epochs", "unfrozen_epochs"):
+                changes[field] = min(max_epochs, changes.get(field, getattr(base, field)))
         try:
             steps[step] = base.replace(**changes) if changes else base
         except ValueError as e:
@@ -101,7 +111,8 @@ def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cac
                       selection=select_on)  # type: ignore[arg-type]
 
 
-DataOpt = Annotated[Path, typer.Option("--data", help="TAU AV 2021 development root")]
+DataOpt = Annotated[Path, typer.Option(
+    "--data", help="TAU AV 2021 development root, or DATASET/<scene>/<take>.mp4 (own places)")]
 OutOpt = Annotated[Path, typer.Option("--out", help="run directory (checkpoints, metrics)")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="decoded-clip cache root")]
 WeightsOpt = Annotated[Path | None, typer.Option(
@@ -154,16 +165,21 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
 def recipe(data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 0,
            device: DeviceOpt = "auto", threads: ThreadsOpt = 0, cache: CacheOpt = None,
            backbone_weights: WeightsOpt = None, select_on: SelectOpt = "validation",
-           mono_share: MonoOpt = None) -> None:
+           mono_share: MonoOpt = None,
+           max_epochs: Annotated[int | None, typer.Option(
+               "--max-epochs", min=0, help="cap every step's epochs (a quick trial run)")] = None,
+           ) -> None:
     """The four steps, temperature scaling, then the evaluation; writes OUT/metrics.json.
+    DATA is a TAU-layout root or a folder of own places (DATASET/<scene>/<take>.mp4).
     Rerun to resume."""
-    from training.train.recipe import run_recipe
+    from training.train.recipe import held_out_lines, run_recipe
 
     overrides = {step: {"mono_share": mono_share} for step in MONO_STEPS}
     opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides,
-                        threads, select_on)
+                        threads, select_on, max_epochs)
     metrics = run_recipe(opts)
     print(json.dumps({k: metrics[k] for k in ("final", "early", "audio", "visual")}, indent=2))
+    print("\n".join(held_out_lines(metrics)))
     print(f"metrics written to {out / 'metrics.json'}")
 
 

@@ -23,6 +23,9 @@ from avstream.timebase import (
 
 Filterbank = Literal["gammatone", "mel"]
 PixelNorm = Literal["imagenet", "caffe_bgr"]
+VisualBackbone = Literal["vgg16", "efficientnet_lite0"]
+BACKBONES: tuple[str, ...] = ("vgg16", "efficientnet_lite0")
+LITE0_FEATURES = 1280  # EfficientNet-Lite0's pooled head width
 
 VGG16_PAPER_WIDTHS = (64, 128, 256, 512)
 
@@ -51,6 +54,9 @@ class ModelConfig:
     running statistics are still mostly their initial values when training stops."""
     # --- visual branch ---
     frames_per_window: int = FRAMES_PER_WINDOW
+    visual_backbone: VisualBackbone = "vgg16"
+    """The frame encoder: the paper's VGG16 stack (global max-pool), or EfficientNet-Lite0 with
+    its ImageNet weights (average-pooled 1280-d features; ~40x fewer multiply-adds a frame)."""
     frame_size: int = 224
     """Square frame side in pixels (aspect ratio not kept, as in the seed). VGG16 is fully
     convolutional before its global max-pool, so a smaller side keeps the same parameters."""
@@ -96,7 +102,7 @@ class ModelConfig:
 
     @property
     def frame_feature_dim(self) -> int:
-        return self.vgg_widths[-1]
+        return LITE0_FEATURES if self.visual_backbone == "efficientnet_lite0" else self.vgg_widths[-1]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,6 +133,8 @@ def _verify(c: ModelConfig) -> None:
         raise ValueError(f"filterbank={c.filterbank!r}; expected 'gammatone' or 'mel'")
     if c.frontend not in FRONTENDS:
         raise ValueError(f"frontend={c.frontend!r}; expected one of {list(FRONTENDS)}")
+    if c.visual_backbone not in BACKBONES:
+        raise ValueError(f"visual_backbone={c.visual_backbone!r}; expected one of {list(BACKBONES)}")
     if c.pixel_norm not in ("imagenet", "caffe_bgr"):
         raise ValueError(f"pixel_norm={c.pixel_norm!r}; expected 'imagenet' or 'caffe_bgr'")
     if len(c.audio_filters) != len(c.audio_pools):
@@ -171,7 +179,18 @@ SMALL = ModelConfig(
 DEMO = PAPER.replace(frame_size=64, bn_momentum=0.1, preset="demo")
 """The paper's layers and parameter count at 64x64 frames, so the demo builds on 2 CPU cores."""
 
-PRESETS: dict[str, ModelConfig] = {"paper": PAPER, "small": SMALL, "demo": DEMO}
+LITE = SMALL.replace(
+    visual_backbone="efficientnet_lite0",
+    frame_size=224,
+    visual_gru_units=32,
+    fusion_gru_units=32,
+    preset="lite",
+)
+"""Own places on a CPU: the small preset's narrow audio branch, and as frame encoder
+EfficientNet-Lite0 with ImageNet weights (kept frozen), at its native 224 px. The paper's
+BiGRU over the 5 frame features, early and late fusion as the paper."""
+
+PRESETS: dict[str, ModelConfig] = {"paper": PAPER, "small": SMALL, "demo": DEMO, "lite": LITE}
 
 
 def preset(name: str) -> ModelConfig:

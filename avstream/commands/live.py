@@ -16,6 +16,7 @@ from avstream.bundle.format import StreamFormat
 from avstream.commands import options as opt
 from avstream.driver import Outputs, Pace, engine_line, open_engine, pipeline_config, run_command
 from avstream.inference.engine import Engine
+from avstream.scenes import trained_on_warning
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource
@@ -88,8 +89,9 @@ def live(
         return source
 
     def headline(info: SourceInfo, engine: Engine, pace: Pace) -> list[str]:
+        warning = trained_on_warning(engine.training_data)
         return [f"live {info.name} ({'+'.join(info.modalities)}) {engine_line(engine)}",
-                *info.details, _audio_line(info, engine.format)]
+                *([warning] if warning else []), *info.details, _audio_line(info, engine.format)]
 
     # Devices open once the model is ready; a stop request from the start is the run's.
     run_command("avstream", open_devices, lambda: open_engine(model, provider, threads, precision),

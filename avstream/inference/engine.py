@@ -56,6 +56,8 @@ class Engine:
                  precision: str = AUTO) -> None:
         config = config or SessionConfig()
         self.format = bundle.format
+        self.training_data = bundle.manifest.provenance.training_data
+        """What the bundle says it was trained on (manifest provenance.training_data)."""
         choice = choose_precision(bundle, precision, config.provider)
         self.precision = choice.precision
         """One short name to print: ``int8``, or ``auto: frame int8, audio fp32, head fp32``."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from avstream.scenes import SCENES
+from avstream.scenes import NAME_RULE, SCENES, scene_name_problem
 from training.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,12 @@ def _check_root(root: Path) -> None:
         )
 
 
-def read_tau_split(root: str | Path, split: str, classes: tuple[str, ...] = SCENES) -> TauSplit:
-    """Read one of the development lists ("train", "evaluate", "test" or "meta") under ``root``."""
+def read_tau_split(root: str | Path, split: str,
+                   classes: tuple[str, ...] | None = SCENES) -> TauSplit:
+    """Read one of the development lists ("train", "evaluate", "test" or "meta") under ``root``.
+
+    ``classes``: the labels allowed (TAU's ten by default); None allows any label that is a
+    valid scene name (avstream.scenes.NAME_RULE), for a set of one's own in the TAU layout."""
     root = Path(root)
     if split not in SPLIT_FILES:
         raise DataError(f"unknown split {split!r}; expected one of {sorted(SPLIT_FILES)}")
@@ -115,10 +119,19 @@ def read_tau_split(root: str | Path, split: str, classes: tuple[str, ...] = SCEN
     return TauSplit(name=split, csv_path=csv_path, rows=rows, report=report)
 
 
+def tau_classes(root: str | Path) -> tuple[str, ...]:
+    """The class list of a TAU-layout root, from the labels its train list holds: TAU's ten
+    (in their order) when every label is one of them, else the labels found, sorted."""
+    labels = {r.label for r in read_tau_split(root, "train", classes=None).rows if r.label}
+    if labels <= set(SCENES):
+        return SCENES
+    return tuple(sorted(labels))
+
+
 def read_tau_csv(
     csv_path: str | Path,
     root: str | Path,
-    classes: tuple[str, ...] = SCENES,
+    classes: tuple[str, ...] | None = SCENES,
     require_label: bool = True,
 ) -> tuple[list[ClipRow], DataReport]:
     """Parse a TAU list; media paths in it are relative to ``root`` (absolute paths kept)."""
@@ -143,7 +156,7 @@ def read_tau_csv(
         raise DataError(f"list file {csv_path} is empty; expected a header line and rows")
     header = lines[0]
     columns = _check_header(csv_path, header, require_label)
-    known = set(classes)
+    known = None if classes is None else set(classes)
     report = DataReport(source=str(csv_path))
     rows: list[ClipRow] = []
     seen: set[str] = set()
@@ -159,11 +172,15 @@ def read_tau_csv(
         label: str | None = None
         if COL_LABEL in columns:
             label = cells[columns[COL_LABEL]]
-            if label not in known:
+            if known is not None and label not in known:
                 raise DataError(
                     f"list file {csv_path} line {line_no}: unknown scene label {label!r}; "
-                    f"expected one of {', '.join(classes)}"
+                    f"expected one of {', '.join(classes or ())}"
                 )
+            problem = scene_name_problem(label)
+            if known is None and problem is not None:
+                raise DataError(f"list file {csv_path} line {line_no}: scene label {label!r} "
+                                f"{problem}; expected {NAME_RULE}")
         if stem in seen:
             raise DataError(
                 f"list file {csv_path} line {line_no}: clip {stem} is listed twice; "

@@ -1,4 +1,5 @@
-"""Visual branch: per-frame VGG16 + global max-pool, then a BiGRU over the frames.
+"""Visual branch: per-frame VGG16 + global max-pool (or EfficientNet-Lite0 + its average pool),
+then a BiGRU over the frames.
 
 The frame encoder takes uint8 RGB frames (N, H, W, 3) as a camera gives them; the colour order
 and normalisation the backbone's weights expect happen inside, so every consumer (training,
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from training.config import ModelConfig
+from training.model.efficientnet_lite import EfficientNetLite0
 from training.model.vgg import VGG16Features
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -43,15 +45,21 @@ class PixelNormalizer(nn.Module):
 
 
 class FrameEncoder(nn.Module):
-    """(N, H, W, 3) uint8 -> (N, C): VGG16 stack then global max-pool."""
+    """(N, H, W, 3) uint8 -> (N, C): VGG16 stack then global max-pool (the paper), or
+    EfficientNet-Lite0's features, average-pooled as it was trained (``cfg.visual_backbone``)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.normalize = PixelNormalizer(cfg.pixel_norm)
-        self.backbone = VGG16Features(cfg.vgg_widths)
+        self.lite = cfg.visual_backbone == "efficientnet_lite0"
+        self.backbone: nn.Module = (EfficientNetLite0(cfg.frame_size) if self.lite
+                                    else VGG16Features(cfg.vgg_widths))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.normalize(frames)).amax(dim=(2, 3))
+        x = self.normalize(frames)
+        if self.lite:
+            return self.backbone.features(x)
+        return self.backbone(x).amax(dim=(2, 3))
 
 
 class VisualHead(nn.Module):

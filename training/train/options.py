@@ -106,8 +106,25 @@ DEMO_RECIPE: dict[Step, StepOptions] = {
     "finetune": SMALL_RECIPE["finetune"].replace(max_epochs=0),
 }
 
+LITE_CROPS_PER_TAKE = 12
+"""Own places come as a few long takes (minutes), not TAU's many 10-s clips: more random 1-s
+crops per take and epoch, or an epoch is a single batch."""
+
+LITE_RECIPE: dict[Step, StepOptions] = {
+    "audio": SMALL_RECIPE["audio"].replace(crops_per_clip=LITE_CROPS_PER_TAKE),
+    "fusion": SMALL_RECIPE["fusion"].replace(crops_per_clip=LITE_CROPS_PER_TAKE),
+    # Pretrained ImageNet features, kept frozen: the frames are encoded once and the BiGRU head
+    # trains on the cached features in seconds; no unfrozen phase (an EfficientNet step on
+    # 2 cores would take longer than the rest of the recipe).
+    "visual": SMALL_RECIPE["visual"].replace(lr=1e-3, unfrozen_epochs=0, frame_jitter=0.0,
+                                             select_by="accuracy",
+                                             crops_per_clip=LITE_CROPS_PER_TAKE),
+    "finetune": SMALL_RECIPE["finetune"].replace(max_epochs=0),
+}
+
 RECIPES: dict[str, dict[Step, StepOptions]] = {
     "paper": PAPER_RECIPE,
     "small": SMALL_RECIPE,
     "demo": DEMO_RECIPE,
+    "lite": LITE_RECIPE,
 }

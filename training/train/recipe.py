@@ -28,7 +28,17 @@ from training.config import ModelConfig
 from training.data.cache import ClipCache, build_cache
 from training.data.crops import CropIndex
 from training.data.locations import location_of, split_by_location
-from training.data.tau import TauSplit, read_tau_split
+from training.data.places import (
+    KIND as OWN_PLACES,
+)
+from training.data.places import (
+    is_places_root,
+    keep_decoded,
+    places_splits,
+    scan_places,
+)
+from training.data.tau import TauSplit, read_tau_split, tau_classes
+from training.errors import DataError
 from training.model import AVSceneNet
 from training.model.calibration import UNCALIBRATED
 from training.train.distributed import Runtime, init_runtime
@@ -86,6 +96,8 @@ def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate
     With ``opts.selection == "validation"`` and "train" among the splits, fold1_train is cut by
     location into "train" and "validation"."""
     root = opts.cache_root or default_cache_root(opts.data)
+    if is_places_root(opts.data):
+        return _prepare_places(opts, splits, root)
     taus = [read_tau_split(opts.data, split, classes=opts.config.classes) for split in splits]
     if opts.selection == VALIDATION and "train" in splits:
         full = taus[splits.index("train")]
@@ -102,19 +114,87 @@ def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate
     return out
 
 
+def _prepare_places(opts: RunOptions, splits: tuple[str, ...], root: Path) -> dict[str, Split]:
+    """A folder of own places: decode every take once, then split by take (places.py's rule)
+    among those that decoded. With two takes in some class there is no validation take: the
+    evaluation takes stand in for it, and the log says the held-out figures are optimistic."""
+    dataset = scan_places(opts.data)
+    cfg = opts.config
+    if tuple(cfg.classes) != dataset.classes:
+        raise DataError(f"dataset {opts.data} holds scenes {list(dataset.classes)} but the model "
+                        f"config has classes {list(cfg.classes)}; expected the same list")
+    every = build_cache(dataset.rows(), root, cfg.sample_rate, cfg.frame_size,
+                        progress=opts.progress, classes=cfg.classes)
+    takes = keep_decoded(dataset, [c.stem for c in every.clips], every.report)
+    parts = places_splits(dataset, takes, opts.seed)
+    if VALIDATION not in parts:
+        log.warning("%s: some scene has only 2 takes, so no take is left for validation: the "
+                    "evaluation takes also choose the epochs and the calibration, and the "
+                    "accuracy reported on them is optimistic (record a third take per scene)",
+                    opts.data)
+        parts[VALIDATION] = dataclasses.replace(parts["evaluate"], name=VALIDATION)
+    missing = [s for s in splits if s not in parts]
+    if missing:
+        raise DataError(f"dataset {opts.data} ({OWN_PLACES} places) has no {missing} split; "
+                        f"expected one of {sorted(parts)}")
+    wanted = [*splits, VALIDATION] if opts.selection == VALIDATION and "train" in splits else splits
+    out: dict[str, Split] = {}
+    skipped = every.report
+    train_report = dataclasses.replace(parts["train"].report, rows=skipped.rows - len(
+        every.clips) + len(parts["train"].rows), skipped=skipped.skipped, counts=skipped.counts)
+    parts["train"] = dataclasses.replace(parts["train"], report=train_report)
+    for name in wanted:
+        tau = parts[name]
+        cache = build_cache(tau.rows, root, cfg.sample_rate, cfg.frame_size, progress=False,
+                            classes=cfg.classes)
+        out[name] = Split(tau, cache, CropIndex(cache, cfg.sample_rate))
+    return out
+
+
+def data_classes(data: Path) -> tuple[str, ...]:
+    """The classes a dataset holds: its scene folders (own places) or its train list's labels."""
+    if is_places_root(data):
+        return scan_places(data).classes
+    return tau_classes(data)
+
+
+def data_kind(data: Path) -> str:
+    """What the bundle will say it knows: "own" places, "synthetic" (training/synth's
+    cities) or "tau"."""
+    if is_places_root(data):
+        return OWN_PLACES
+    from training.synth.dataset import CITIES
+
+    try:
+        stems = [r.stem for r in read_tau_split(data, "train", classes=None).rows]
+    except DataError:
+        return "tau"
+    synthetic = bool(stems) and all(location_of(s).split("-")[0] in CITIES for s in stems)
+    return "synthetic" if synthetic else "tau"
+
+
 def selection_split(opts: RunOptions) -> str:
     """The prepared split that chooses checkpoints (and fits the calibration)."""
     return VALIDATION if opts.selection == VALIDATION else "evaluate"
 
 
 def data_provenance(opts: RunOptions, prepared: dict[str, Split]) -> dict[str, Any]:
-    info: dict[str, Any] = {"root": str(opts.data.resolve()), "selection": opts.selection}
+    classes = opts.config.classes
+    seconds: dict[str, int] = dict.fromkeys(classes, 0)
+    if "train" in prepared:
+        for c in prepared["train"].cache.clips:
+            seconds[classes[c.label_index]] += c.seconds
+    info: dict[str, Any] = {"kind": data_kind(opts.data), "classes": list(classes),
+                            "seconds_per_class": seconds,
+                            "root": str(opts.data.resolve()), "selection": opts.selection}
     for split, part in prepared.items():
         tau, cache = part.tau, part.cache
         info[split] = {"csv": str(tau.csv_path), "rows": tau.report.rows,
                        "clips": len(cache.clips), "list_report": tau.report.summary(),
                        "cache_report": cache.report.summary()}
-        if split == VALIDATION:
+        if split == VALIDATION and info["kind"] == OWN_PLACES:
+            info[split]["takes"] = sorted(c.stem for c in cache.clips)
+        elif split == VALIDATION:
             locations = sorted({location_of(c.stem) for c in cache.clips})
             info[split]["locations"] = locations
     return info
@@ -125,6 +205,14 @@ def new_model(opts: RunOptions) -> AVSceneNet:
 
     torch.manual_seed(opts.seed)
     model = AVSceneNet(opts.config)
+    if opts.config.visual_backbone == "efficientnet_lite0":
+        from training.weights.efficientnet_lite0 import load_into
+
+        n = load_into(model.visual.encoder.backbone, opts.backbone_weights)
+        message = f"backbone weights: EfficientNet-Lite0 ImageNet, {n} tensors (SHA-256 checked)"
+        log.info(message)
+        print(message, flush=True)
+        return model
     report = load_backbone(opts.backbone_weights, model) if opts.backbone_weights else None
     message = backbone_status_message(report)
     (log.info if report else log.warning)(message)
@@ -240,3 +328,20 @@ def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, A
         (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         result.save_confusion(opts.out / "confusion.png")
     return metrics
+
+
+CONFUSED_PAIRS_SHOWN = 3
+
+
+def held_out_lines(metrics: dict[str, Any]) -> list[str]:
+    """What the recipe measured on the held-out clips or takes, for the end of its output:
+    accuracy per class (final output) and the most confused (true -> predicted) pairs."""
+    classes = metrics["config"]["classes"]
+    lines = [f"held-out accuracy per class (final, {metrics['segments']} 1-s segments):"]
+    lines += [f"  {c:18s} {a:.3f}" for c, a in metrics["per_class_accuracy"].items()]
+    cm = metrics["confusion"]
+    pairs = sorted(((n, classes[i], classes[j]) for i, row in enumerate(cm)
+                    for j, n in enumerate(row) if i != j and n), reverse=True)
+    shown = ", ".join(f"{t} -> {p} ({n})" for n, t, p in pairs[:CONFUSED_PAIRS_SHOWN])
+    lines.append(f"most confused: {shown or 'none'}")
+    return lines

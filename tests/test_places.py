@@ -1,0 +1,184 @@
+"""Datasets of one's own places: DATASET/<scene>/<take>.mp4, split by take, bad input refused.
+
+Layout checks run on empty placeholder files (the scan does not decode); the decoding checks
+write real takes with training/synth (H.264 + AAC mp4, one synthetic place per take).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avstream.scenes import UNKNOWN, check_scene_name, trained_on_warning, training_kind
+from training.config import SMALL
+from training.data.places import is_places_root, read_split, scan_places, split_takes
+from training.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+CONTENT = {"kitchen": "airport", "office": "metro", "garden": "park"}
+"""Own class names -> the synthetic scene that plays each (different sound and look groups)."""
+TAKE_SECONDS = 2.0
+
+
+def placeholder_dataset(root: Path, takes: dict[str, int]) -> Path:
+    for scene, n in takes.items():
+        (root / scene).mkdir(parents=True)
+        for t in range(n):
+            (root / scene / f"take{t + 1}.mp4").write_bytes(b"")
+    return root
+
+
+def real_takes(root: Path, takes: int, seconds: float = TAKE_SECONDS) -> Path:
+    """3 scenes x ``takes`` takes, each a fresh synthetic place (one seed per take)."""
+    from training.synth.stream import write_synthetic_stream
+
+    for i, (name, synth) in enumerate(CONTENT.items()):
+        for t in range(takes):
+            mp4 = root / name / f"take{t + 1}.mp4"
+            write_synthetic_stream(mp4, [synth], seconds_per_scene=seconds, seed=100 * i + t).unlink()
+    return root
+
+
+@pytest.mark.parametrize("name", ["kitchen", "living_room", "car2"])
+def test_scene_name_rule_accepts(name: str) -> None:
+    assert check_scene_name(name, "test") == name
+
+
+@pytest.mark.parametrize("name,problem", [("living room", "' '"), ("a/b", "'/'"),
+                                          ("Kitchen", "'K'"), ("", "empty"), (UNKNOWN, "reserved"),
+                                          ("x" * 65, "65 characters")])
+def test_scene_name_rule_refuses(name: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=r"scene name .*expected \[a-z0-9_\]\+") as e:
+        check_scene_name(name, "test")
+    assert problem in str(e.value)
+
+
+def test_scan_sorts_classes_and_reads_takes(tmp_path: Path) -> None:
+    root = placeholder_dataset(tmp_path / "ds", {"office": 2, "car": 3})
+    (root / "car" / "take1.wav").write_bytes(b"")  # a WAV beside the video is that take's audio
+    (root / ".avstream-cache").mkdir()  # hidden: not a class
+    (root / "car" / ".take9.mp4.partial").write_bytes(b"")  # hidden: a take being written
+    ds = scan_places(root)
+    assert is_places_root(root)
+    assert ds.classes == ("car", "office")
+    assert [t.name for t in ds.takes["car"]] == ["take1", "take2", "take3"]
+    first = ds.takes["car"][0]
+    assert first.audio_path.suffix == ".wav" and first.video_path.suffix == ".mp4"
+    assert ds.takes["car"][1].audio_path == ds.takes["car"][1].video_path
+    assert first.stem == "car-take1"
+
+
+@pytest.mark.parametrize("takes,message", [
+    ({"kitchen": 3}, r"has 1 scene folder\(s\) \(kitchen\); expected at least 2 classes"),
+    ({"kitchen": 3, "office": 1}, r"scene 'office' has only 'take1'; expected at least 2 takes"),
+    ({"kitchen": 3, "office": 0}, r"scene 'office' has no takes; expected at least 2 takes"),
+])
+def test_bad_layouts_are_refused(tmp_path: Path, takes: dict[str, int], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        scan_places(placeholder_dataset(tmp_path / "ds", takes))
+
+
+@pytest.mark.parametrize("folder", ["living room", "Office"])
+def test_unsafe_scene_folder_is_refused(tmp_path: Path, folder: str) -> None:
+    root = placeholder_dataset(tmp_path / "ds", {"kitchen": 2, folder: 2})
+    with pytest.raises(DataError, match=r"scene folder .* expected \[a-z0-9_\]\+"):
+        scan_places(root)
+
+
+def test_lonely_wav_is_refused(tmp_path: Path) -> None:
+    root = placeholder_dataset(tmp_path / "ds", {"kitchen": 2, "office": 2})
+    (root / "office" / "take7.wav").write_bytes(b"")
+    with pytest.raises(DataError, match=r"take7.wav: a WAV with no video"):
+        scan_places(root)
+
+
+def test_recipe_cli_refuses_a_class_with_one_take_in_one_line(tmp_path: Path) -> None:
+    root = placeholder_dataset(tmp_path / "ds", {"kitchen": 2, "office": 1})
+    r = subprocess.run([sys.executable, "-m", "training", "recipe", "--preset", "lite",
+                        "--data", str(root), "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert errors == [f"training: error: {root}: scene 'office' has only 'take1'; expected at "
+                      "least 2 takes (recording sessions) per scene, one to train on and one "
+                      "held out to evaluate"], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_split_holds_out_whole_takes(tmp_path: Path, k: int) -> None:
+    ds = scan_places(placeholder_dataset(tmp_path / "ds", {"kitchen": k, "office": k}))
+    cut = split_takes(ds.takes, seed=3)
+    parts = [cut.train, cut.validation, cut.evaluate]
+    stems = [t.stem for part in parts for t in part]
+    assert sorted(stems) == sorted(t.stem for ts in ds.takes.values() for t in ts)  # each once
+    for scene in ds.classes:
+        per = [sum(t.scene == scene for t in part) for part in parts]
+        assert per == ([k - 2, 1, 1] if k >= 3 else [1, 0, 1])
+    assert cut.validation_is_evaluation == (k == 2)
+    assert split_takes(ds.takes, seed=3) == cut  # repeatable
+    # export's calibration reads the same split; with k = 2 "validation" is the evaluate takes
+    assert [r.stem for r in read_split(ds.root, "evaluate", ds.classes, seed=3).rows] == \
+        [t.stem for t in cut.evaluate]
+
+
+def test_corrupt_take_is_skipped_and_listed_and_the_split_goes_on(tmp_path: Path) -> None:
+    from training.train.options import RECIPES
+    from training.train.recipe import RunOptions, data_kind, data_provenance, prepare_data
+
+    root = real_takes(tmp_path / "ds", takes=3)
+    (root / "office" / "take4.mp4").write_bytes(b"\x00not a video" * 100)
+    (root / "garden" / "take4.mp4").write_bytes(b"")  # an empty take
+    cfg = SMALL.replace(classes=tuple(sorted(CONTENT)))
+    opts = RunOptions(data=root, out=tmp_path / "run", config=cfg, steps=RECIPES["small"],
+                      cache_root=tmp_path / "cache", progress=False)
+    prepared = prepare_data(opts)
+    assert set(prepared) == {"train", "evaluate", "validation"}
+    skipped = dict(prepared["train"].tau.report.skipped)
+    assert set(skipped) == {"office-take4", "garden-take4"}
+    assert all(why.startswith("undecodable") or why.startswith("too_short")
+               for why in skipped.values())
+    held = {split: {c.stem for c in p.cache.clips} for split, p in prepared.items()}
+    assert not (held["train"] & held["evaluate"]) and not (held["train"] & held["validation"])
+    assert not (held["evaluate"] & held["validation"])
+    assert all(len(held[s]) == 3 for s in ("train", "evaluate", "validation"))
+    info = data_provenance(opts, prepared)
+    assert data_kind(root) == info["kind"] == "own"
+    assert info["classes"] == ["garden", "kitchen", "office"]
+    assert info["seconds_per_class"] == {"garden": 2, "kitchen": 2, "office": 2}
+    json.dumps(info)  # goes into the checkpoint and the manifest as it is
+
+
+def test_a_class_left_with_one_decodable_take_is_refused(tmp_path: Path) -> None:
+    from training.train.options import RECIPES
+    from training.train.recipe import RunOptions, prepare_data
+
+    root = real_takes(tmp_path / "ds", takes=2, seconds=1.2)
+    (root / "office" / "take2.mp4").write_bytes(b"\x00garbage" * 50)
+    cfg = SMALL.replace(classes=tuple(sorted(CONTENT)))
+    opts = RunOptions(data=root, out=tmp_path / "run", config=cfg, steps=RECIPES["small"],
+                      cache_root=tmp_path / "cache", progress=False)
+    with pytest.raises(DataError, match=r"scene 'office' has only 'take1' that decoded "
+                                        r"\(skipped: office-take2 \(undecodable"):
+        prepare_data(opts)
+
+
+def test_synthetic_set_is_recorded_as_synthetic(synth_dataset: Path) -> None:
+    from avstream.scenes import SCENES
+    from training.train.recipe import data_classes, data_kind
+
+    assert data_kind(synth_dataset) == "synthetic"
+    assert data_classes(synth_dataset) == SCENES  # TAU's ten, in their order: the paper exact
+
+
+def test_live_warns_of_a_synthetic_bundle() -> None:
+    assert training_kind({"kind": "own"}) == "own"
+    old = {"validation": {"locations": ["synthcity1-3", "synthcity2-4"]}}  # before "kind"
+    assert training_kind(old) == "synthetic"
+    assert "synthetic scenes only" in (trained_on_warning(old) or "")
+    assert trained_on_warning({"kind": "tau"}) is None
+    assert trained_on_warning({}) is None
