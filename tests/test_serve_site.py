@@ -13,13 +13,12 @@ import pytest
 
 from avstream import schemas
 from avstream.serve.config import (
-    OUTPUT_KEYS,
-    SITE_OUTPUT_KEYS,
     SOURCE_KEYS,
     TOP_KEYS,
     ConfigErrors,
     load_serve_config,
 )
+from avstream.serve.outputs_config import OUTPUT_KEYS, SITE_OUTPUT_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 

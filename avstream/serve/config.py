@@ -31,11 +31,11 @@ from avstream.bundle.schema import AUTO
 from avstream.driver import Outputs, pipeline_config
 from avstream.errors import AvstreamError
 from avstream.pipeline import PipelineConfig
+from avstream.serve.outputs_config import site_outputs, stream_outputs
 from avstream.serve.toml_values import (
     device,
     fail,
     file_path,
-    key_names,
     substitute_env,
     typed,
     unknown,
@@ -59,19 +59,9 @@ PIPELINE_KEYS: dict[str, Any] = {
     "floor": _SMOOTH.floor,
 }
 """Pipeline options a stream (or [defaults]) may set, with their defaults (the CLI's)."""
-OUTPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Outputs) if f.name != "view")
-STREAM_NAME_OUTPUT = "name"
-"""The ``Outputs`` field naming a stream in network outputs: the stream's name unless given."""
 SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs", "video_delay")
 TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms",
             "num_replicas", "replica_cpus", "defaults", "streams", "outputs")
-JSONL_DIR = "jsonl_dir"
-"""``[outputs] jsonl_dir``: a folder where each stream writes ``<name>.jsonl``."""
-SITE_OUTPUT_KEYS: tuple[str, ...] = (*(k for k in OUTPUT_KEYS if k not in ("jsonl", "name")),
-                                     JSONL_DIR)
-"""What ``[outputs]`` may set for every stream: not a file or a name, which are each stream's."""
-
-
 @dataclass(frozen=True)
 class BatchingConfig:
     max_batch: int = DEFAULT_MAX_BATCH
@@ -131,21 +121,6 @@ class ServeConfig:
     """With ``--ray``: CPUs each replica reserves from Ray (None: ``threads``, at least 1)."""
 
 
-def _site_outputs(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
-    table = data.get("outputs", {})
-    if not isinstance(table, Mapping):
-        raise fail(path, "outputs", f"{table!r}", "a table of outputs for every stream")
-    unknown(path, "outputs.", table, SITE_OUTPUT_KEYS)
-    site = dict(table)
-    if JSONL_DIR in site:
-        folder = file_path(path, f"outputs.{JSONL_DIR}", site[JSONL_DIR])
-        if not folder.is_dir():
-            raise fail(path, f"outputs.{JSONL_DIR}", f"{folder} is not a folder",
-                        "an existing folder for each stream's <name>.jsonl")
-        site[JSONL_DIR] = folder
-    return site
-
-
 def _pipeline(path: Path, where: str, table: Mapping[str, Any], base: Mapping[str, Any]
               ) -> tuple[PipelineConfig, dict[str, Any]]:
     values = dict(base)
@@ -169,23 +144,7 @@ def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any],
         raise fail(path, where, f"{table!r}", "a table ([streams.NAME])")
     unknown(path, f"{where}.", table, SOURCE_KEYS + tuple(PIPELINE_KEYS))
     pipeline, _ = _pipeline(path, f"{where}.", table, base)
-    outputs_table = table.get("outputs", {})
-    if not isinstance(outputs_table, Mapping):
-        raise fail(path, f"{where}.outputs", f"{outputs_table!r}", "a table of outputs")
-    unknown(path, f"{where}.outputs.", outputs_table, OUTPUT_KEYS)
-    inherited = {k: v for k, v in site.items() if k != JSONL_DIR}
-    if JSONL_DIR in site:
-        inherited["jsonl"] = str(Path(site[JSONL_DIR]) / f"{name}.jsonl")
-    own = {k: (str(file_path(path, f"{where}.outputs.{k}", v)) if k == "jsonl" and v != "-" else v)
-           for k, v in outputs_table.items()}
-    outputs_values = {**inherited, **own}
-    if STREAM_NAME_OUTPUT in OUTPUT_KEYS:  # network outputs name their topics/metrics by it
-        outputs_values.setdefault(STREAM_NAME_OUTPUT, name)
-    try:
-        outputs = Outputs(view=False, **outputs_values)
-        outputs.check()
-    except (TypeError, ValueError, AvstreamError) as e:
-        raise AvstreamError(f"{path}: {where}.outputs.{key_names(str(e))}") from e
+    outputs = stream_outputs(path, where, name, table.get("outputs", {}), site)
     has_file = "file" in table
     has_device = "camera" in table or "mic" in table
     if has_file == has_device:
@@ -239,7 +198,7 @@ def parse_serve_config(path: Path, data: Mapping[str, Any],
 
     top = checked(_top, path, data)
     base = checked(_defaults, path, data)
-    site = checked(_site_outputs, path, data)
+    site = checked(site_outputs, path, data)
     streams_table = data.get("streams")
     streams: list[StreamConfig | None] = []
     if not isinstance(streams_table, Mapping) or not streams_table:

@@ -17,8 +17,10 @@ from avstream.errors import AvstreamError
 
 ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FLAG_KEYS: dict[str, str] = {"--mqtt-hop-rate": "mqtt_hop_rate_hz", "--http-token": "http_token",
-                             "--jsonl": "jsonl", "--mqtt": "mqtt", "--http": "http",
-                             "--name": "name"}
+                             "--jsonl-rotate": "jsonl_rotate", "--jsonl-keep": "jsonl_keep",
+                             "--history-days": "history_days", "--history-max-mb": "history_max_mb",
+                             "--jsonl": "jsonl", "--history": "history", "--mqtt": "mqtt",
+                             "--http": "http", "--name": "name"}
 """Command-line flags in an output's error -> the TOML key the user wrote instead."""
 
 
