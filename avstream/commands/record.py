@@ -45,7 +45,7 @@ def _bar(db: float, width: int = 30) -> str:
 def _render(p: Progress, scene: str) -> Text:
     head = (f"recording '{scene}': {p.left_s:4.1f} s left" if p.phase == "recording"
             else f"get ready: recording '{scene}' starts in {p.left_s:3.1f} s")
-    levels = "  ".join(f"ch{i + 1} {_bar(db)} {db:6.1f} dBFS" for i, db in enumerate(p.levels_db))
+    levels = "\n".join(f"ch{i + 1} {_bar(db)} {db:6.1f} dBFS" for i, db in enumerate(p.levels_db))
     return Text(f"{head}\n{levels or 'no audio'}", style="bold red" if p.phase == "recording" else "")
 
 
