@@ -56,6 +56,35 @@ def test_sigterm_stops_cleanly_with_a_summary(tiny_bundle: Path, tmp_path: Path)
     assert len(out.splitlines()) < 35  # it did not run to the end of the 8-s file
 
 
+
+SLOW_MODEL_LOAD = ("import sys, time\n"
+                   "import avstream.driver\n"
+                   "real = avstream.driver.open_engine\n"
+                   "def slow(*args, **kwargs):\n"
+                   "    print('loading the model', file=sys.stderr, flush=True)\n"
+                   "    time.sleep(3.0)\n"
+                   "    return real(*args, **kwargs)\n"
+                   "avstream.driver.open_engine = slow\n")
+"""The model takes 3 s to load, and says when it starts (the test's cue to send the signal)."""
+
+
+def test_sigterm_while_the_model_loads_exits_0_without_a_run(tiny_bundle: Path,
+                                                             av_file: Path) -> None:
+    from cli_run import PATCHED_CLI
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PATCHED_CLI, SLOW_MODEL_LOAD, "replay", str(av_file), "--model",
+         str(tiny_bundle), "--fast", "--jsonl", "-"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    assert proc.stderr.readline().strip() == "loading the model"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "avstream: stopped before the stream began; no windows" in err
+    assert out == "" and "summary:" not in err  # no window ran
+
 def assert_one_line_error(r: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
     assert r.returncode == code, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
