@@ -12,7 +12,7 @@ result says done and redoes everything else: files never started, ones cut off h
 one is then labelled).
 
 Workers: a local process pool (each worker opens the bundle once, on its first file) or, with
-Ray, one Ray task per file (``avstream.serve.ray_backend``); both call ``label_file``.
+Ray, one Ray task per file (``avstream.cluster``); both call ``label_file``.
 """
 
 from __future__ import annotations

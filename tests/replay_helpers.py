@@ -20,7 +20,7 @@ from avstream.sources.media_file import MediaFileSource
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE = ("latency_ms", "wall_time")
-"""Fields that depend on the machine, not the stream (docs/jsonl.md)."""
+"""Fields that depend on the machine, not the stream (docs/outputs.md, "JSON lines output")."""
 
 
 def write_media(path: Path, seconds: float = 3.0, fps: int = 25, size: tuple[int, int] = (160, 120),
