@@ -47,7 +47,6 @@ from training.train.steps import STEP_FUNCTIONS, StepContext
 
 log = logging.getLogger(__name__)
 
-FINAL_CHECKPOINT = "finetune.ckpt"
 Selection = Literal["validation", "evaluate"]
 SELECTIONS: tuple[Selection, ...] = ("validation", "evaluate")
 VALIDATION = "validation"
