@@ -72,7 +72,7 @@ def top_level(
 def _commands() -> dict[str, Callable[..., Any]]:
     """Every command, by name. A module that is missing or broken fails here (exit 1 with its
     traceback), never as a command that quietly disappears from ``--help``."""
-    from avstream.commands import batch, demo, devices, info, live, record, replay, serve
+    from avstream.commands import batch, demo, devices, history, info, live, record, replay, serve
 
     return {
         "info": info.info,
@@ -82,6 +82,7 @@ def _commands() -> dict[str, Callable[..., Any]]:
         "demo": demo.demo,
         "batch": batch.batch,
         "serve": serve.serve,
+        "history": history.history,
         "record": record.record,
     }
 

@@ -30,10 +30,12 @@ from avstream.inference.api import EngineLike
 from avstream.inference.engine import Engine
 from avstream.inference.session import SessionConfig
 from avstream.outputs import Sink
-from avstream.outputs.jsonl import STDOUT, JsonlSink
+from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB, HistoryConfig, HistorySink
+from avstream.outputs.jsonl import DEFAULT_KEEP, STDOUT, JsonlSink, Rotation, parse_rotation
 from avstream.outputs.live_view import LiveView
 from avstream.outputs.network import describe, network_sinks, stream_name
 from avstream.outputs.records import providers_line
+from avstream.outputs.stats import OutputStats
 from avstream.outputs.summary import RunSummary
 from avstream.outputs.watchdog import watchdog_sinks
 from avstream.pipeline import Pipeline, PipelineConfig
@@ -85,11 +87,35 @@ class Outputs:
     http_token: str | None = field(default=None, repr=False)
     name: str | None = None
     """This stream's name in topics, ids and metrics; None: the host name."""
+    jsonl_rotate: str | None = None
+    """A size (100MB) or 'daily' (avstream/outputs/jsonl.py), or None: one file."""
+    jsonl_keep: int = DEFAULT_KEEP
+    history: str | None = None
+    """SQLite file of label changes and minutes (avstream/outputs/history.py), or None."""
+    history_days: float = DEFAULT_DAYS
+    history_max_mb: float = DEFAULT_MAX_MB
+
+    def rotation(self) -> Rotation | None:
+        if self.jsonl_rotate is None:
+            return None
+        if self.jsonl is None or self.jsonl == STDOUT:
+            raise AvstreamError(f"--jsonl-rotate {self.jsonl_rotate} without a --jsonl file; "
+                                f"expected --jsonl PATH as well")
+        return parse_rotation(self.jsonl_rotate, self.jsonl_keep)
+
+    def history_config(self) -> HistoryConfig | None:
+        if self.history is None:
+            return None
+        check_writable("--history", Path(self.history), "a writable file path")
+        return HistoryConfig(Path(self.history), self.history_days, self.history_max_mb)
+
     def check(self) -> None:
         """Every output option checked, nothing opened or started: the commands call this
         before the model loads, so that a mistake in one costs no wait (one line, exit 2)."""
         if self.jsonl is not None and self.jsonl != STDOUT:
             check_writable("--jsonl", Path(self.jsonl), "a writable file path or '-' for stdout")
+        self.rotation()
+        self.history_config()
         if self.mqtt is None and self.http is None:
             return
         name = stream_name(self.name)
@@ -107,14 +133,18 @@ class Outputs:
         sinks: list[Sink] = []
         stdout_taken = False
         if self.jsonl is not None:
-            sink = JsonlSink(self.jsonl)
+            sink = JsonlSink(self.jsonl, self.rotation())
             stdout_taken = sink.to_stdout
             sinks.append(sink)
         view = self.view if self.view is not None else (sys.stdout.isatty() and not stdout_taken)
         if view and not stdout_taken:
             sinks.append(LiveView())
+        stats = OutputStats()
+        history = self.history_config()
+        if history is not None:
+            sinks.append(HistorySink(history, stream_name(self.name), stats))
         sinks.extend(network_sinks(self.mqtt, self.mqtt_hop_rate_hz, self.http, self.http_token,
-                                   self.name))
+                                   self.name, stats, history=self.history))
         sinks.extend(watchdog_sinks())  # systemd's READY/WATCHDOG/STOPPING, under Type=notify
         return sinks, stdout_taken
 

@@ -84,7 +84,7 @@ def test_status_page_and_unknown_path(sink: HttpSink) -> None:
     assert s["outputs"]["http"]["requests"] == 1
     code, body, headers = get(sink.url)
     assert code == 200 and headers["Content-Type"].startswith("text/html")
-    assert b'new EventSource("events" + query)' in body
+    assert b'new EventSource(api("events"))' in body
     assert get(f"{sink.url}nothing")[0] == 404
 
 

@@ -13,6 +13,8 @@ from avstream.demo import build_assets, cached_assets, default_cache_dir
 from avstream.driver import Outputs, Pace, open_engine, run_command
 from avstream.inference.engine import Engine
 from avstream.outputs.collect import Collect
+from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
+from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.outputs.network import DEMO_NAME
 from avstream.pipeline import PipelineConfig
 from avstream.sources.base import SourceInfo
@@ -33,6 +35,11 @@ def demo(
     http: opt.Http = None,
     http_token: opt.HttpToken = None,
     name: opt.Name = None,
+    history: opt.History = None,
+    history_days: opt.HistoryDays = DEFAULT_DAYS,
+    history_max_mb: opt.HistoryMaxMb = DEFAULT_MAX_MB,
+    jsonl_rotate: opt.JsonlRotate = None,
+    jsonl_keep: opt.JsonlKeep = DEFAULT_KEEP,
     provider: opt.Provider = None,
     precision: opt.Precision = opt.DEFAULT_PRECISION,
 ) -> None:
@@ -41,6 +48,8 @@ def demo(
     The demo model knows synthetic scenes, not real ones."""
     outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
                       http=http, http_token=http_token,
+                      history=history, history_days=history_days, history_max_mb=history_max_mb,
+                      jsonl_rotate=jsonl_rotate, jsonl_keep=jsonl_keep,
                       name=name if name is not None else DEMO_NAME)
     outputs.check()
     root = cache_dir or default_cache_dir()

@@ -16,6 +16,8 @@ from avstream.bundle.format import StreamFormat
 from avstream.commands import options as opt
 from avstream.driver import Outputs, Pace, engine_line, open_engine, pipeline_config, run_command
 from avstream.inference.engine import Engine
+from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
+from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.scenes import trained_on_warning
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
@@ -69,6 +71,11 @@ def live(
     http: opt.Http = None,
     http_token: opt.HttpToken = None,
     name: opt.Name = None,
+    history: opt.History = None,
+    history_days: opt.HistoryDays = DEFAULT_DAYS,
+    history_max_mb: opt.HistoryMaxMb = DEFAULT_MAX_MB,
+    jsonl_rotate: opt.JsonlRotate = None,
+    jsonl_keep: opt.JsonlKeep = DEFAULT_KEEP,
 ) -> None:
     """Classify the scene from a microphone and a camera until SIGINT / SIGTERM."""
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
@@ -76,7 +83,9 @@ def live(
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
-                      http=http, http_token=http_token, name=name)
+                      http=http, http_token=http_token, name=name,
+                      history=history, history_days=history_days, history_max_mb=history_max_mb,
+                      jsonl_rotate=jsonl_rotate, jsonl_keep=jsonl_keep)
     outputs.check()
     # The input is resolved once, here: an unknown device or no PortAudio fails before the model.
     device = None if no_mic else resolve_audio_input(_mic_choice(mic))

@@ -79,3 +79,19 @@ Name = Annotated[str | None, typer.Option(
     "--name", help="This stream's name in MQTT topics, Home Assistant ids and metrics "
                    "(default: the host name for live, replay-<file stem> for replay, demo for "
                    "demo).")]
+
+# History and file rotation (avstream/outputs/history.py, avstream/outputs/jsonl.py).
+History = Annotated[str | None, typer.Option(
+    "--history", metavar="PATH",
+    help="Keep label changes and per-minute mean confidence in the SQLite file PATH "
+         "(read it with 'avstream history PATH', or /history with --http).")]
+HistoryDays = Annotated[float, typer.Option(
+    "--history-days", help="Days of history kept; older rows are removed.")]
+HistoryMaxMb = Annotated[float, typer.Option(
+    "--history-max-mb", help="Bound on the history's rows in MB; past it the oldest go.")]
+JsonlRotate = Annotated[str | None, typer.Option(
+    "--jsonl-rotate", metavar="SIZE|daily",
+    help="Start a new --jsonl file past SIZE (e.g. 100MB) or each UTC day; the old one is "
+         "renamed <stem>.<UTC start><suffix>.")]
+JsonlKeep = Annotated[int, typer.Option(
+    "--jsonl-keep", help="Renamed --jsonl files kept with --jsonl-rotate (the oldest go).")]

@@ -17,6 +17,8 @@ from avstream.driver import (
     run_command,
 )
 from avstream.inference.engine import Engine
+from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
+from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.outputs.network import recording_stream_name
 from avstream.outputs.summary import open_summary_json, write_summary_json
 from avstream.sources.base import SourceInfo
@@ -51,11 +53,18 @@ def replay(
     http: opt.Http = None,
     http_token: opt.HttpToken = None,
     name: opt.Name = None,
+    history: opt.History = None,
+    history_days: opt.HistoryDays = DEFAULT_DAYS,
+    history_max_mb: opt.HistoryMaxMb = DEFAULT_MAX_MB,
+    jsonl_rotate: opt.JsonlRotate = None,
+    jsonl_keep: opt.JsonlKeep = DEFAULT_KEEP,
 ) -> None:
     """Replay a recording and print a label per hop (live view and/or JSON lines)."""
     config = pipeline_config(hop, smoothing, smooth_windows, margin, hold, floor)
     outputs = Outputs(jsonl=jsonl, view=view, mqtt=mqtt, mqtt_hop_rate_hz=mqtt_hop_rate,
                       http=http, http_token=http_token,
+                      history=history, history_days=history_days, history_max_mb=history_max_mb,
+                      jsonl_rotate=jsonl_rotate, jsonl_keep=jsonl_keep,
                       name=name if name is not None else recording_stream_name(media))
     outputs.check()
     summary_file = None if summary_json is None else open_summary_json(summary_json)

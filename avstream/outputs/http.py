@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from avstream.errors import AvstreamError
+from avstream.outputs.history_query import http_answer
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.sse import CLOSE, Broadcaster, Event
 from avstream.outputs.stats import OutputStats, compact_json
@@ -39,6 +40,7 @@ NAME = "http"
 KEYS = ("requests", "unauthorized", "clients", "events_sent", "dropped", "clients_dropped")
 LOOPBACK = "127.0.0.1"
 PAGE = "static/index.html"
+PAGE_PATHS, PAGE_TYPE = ("/", "/index.html"), "text/html; charset=utf-8"
 JSON_TYPE = "application/json"
 SHUTDOWN_POLL_S = 0.1
 """How soon the server notices ``close()``."""
@@ -64,6 +66,7 @@ class HttpConfig:
     """Kernel send buffer per /events client: what a stalled reader can hold besides its queue."""
     keepalive_s: float = 15.0
     """A comment line is sent after this much silence, so proxies keep the stream open."""
+    history: str | None = None  # the --history file /history reads; None: 404 there
 
     @property
     def loopback(self) -> bool:
@@ -227,22 +230,25 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if not sink.authorized(self.headers.get("Authorization"), url.query):
             sink.stats.add(NAME, "unauthorized")
-            self._send(HTTPStatus.UNAUTHORIZED, JSON_TYPE,
-                       compact_json({"error": "a bearer token is required"}).encode(),
+            page = url.path in PAGE_PATHS  # the page, with no data: it says "token required"
+            self._send(HTTPStatus.UNAUTHORIZED, PAGE_TYPE if page else JSON_TYPE, sink.page if page
+                       else compact_json({"error": "a bearer token is required"}).encode(),
                        {"WWW-Authenticate": 'Bearer realm="avstream"'})
             return
-        if url.path in ("/", "/index.html"):
-            self._send(HTTPStatus.OK, "text/html; charset=utf-8", sink.page)
+        if url.path in PAGE_PATHS:
+            self._send(HTTPStatus.OK, PAGE_TYPE, sink.page)
         elif url.path == "/status":
             self._send(HTTPStatus.OK, JSON_TYPE, compact_json(sink.status.snapshot()).encode())
         elif url.path == "/metrics":
             self._send(HTTPStatus.OK, sink.metrics_type, sink.metrics.exposition())
         elif url.path == "/events":
             self._events(sink)
+        elif url.path == "/history":
+            self._send(*http_answer(sink.config.history, sink.config.name, url.query))
         else:
             self._send(HTTPStatus.NOT_FOUND, JSON_TYPE,
                        compact_json({"error": f"no such path {url.path}; expected /, /status, "
-                                              f"/metrics or /events"}).encode())
+                                              f"/metrics, /events or /history"}).encode())
 
     def _send(self, code: HTTPStatus, content_type: str, body: bytes,
               headers: dict[str, str] | None = None) -> None:

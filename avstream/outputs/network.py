@@ -50,8 +50,9 @@ def stream_name(name: str | None) -> str:
 
 def network_sinks(mqtt: str | None = None, mqtt_hop_rate_hz: float = 0.0, http: str | None = None,
                   http_token: str | None = None, name: str | None = None,
-                  stats: OutputStats | None = None) -> list[Sink]:
-    """The sinks the options ask for (none by default), sharing one ``OutputStats``.
+                  stats: OutputStats | None = None, history: str | None = None) -> list[Sink]:
+    """The sinks the options ask for (none by default), sharing one ``OutputStats``;
+    ``history`` (a --history file) is what the HTTP server answers /history from.
 
     Bad values raise AvstreamError naming the option. The HTTP server listens on return.
     """
@@ -73,7 +74,8 @@ def network_sinks(mqtt: str | None = None, mqtt_hop_rate_hz: float = 0.0, http: 
     if http is not None:  # it starts listening, so only once every option has been checked
         from avstream.outputs.http import HttpSink, parse_http_address
 
-        http_sink = HttpSink(parse_http_address(http, name, http_token), stats)
+        http_config = replace(parse_http_address(http, name, http_token), history=history)
+        http_sink = HttpSink(http_config, stats)
         sinks.append(http_sink)
         if mqtt_config is not None:  # Home Assistant links the device to the page
             mqtt_config = replace(mqtt_config, configuration_url=page_url(http_sink.url))
