@@ -16,6 +16,7 @@ import pytest
 from net_env import CLASSES, artifacts_dir, chromium, hop_record, require_python, run_info
 from test_history import summary, write_hours
 
+from avstream.outputs.history_query import read_history
 from avstream.outputs.http import HttpConfig, HttpSink
 from avstream.outputs.stats import OutputStats
 
@@ -137,3 +138,21 @@ def test_page_says_token_required_on_401(tmp_path: Path) -> None:
     finally:
         sink.end(summary())
     assert text == "token required: open this page with ?access_token=TOKEN"
+
+
+def test_outputs_give_the_page_the_history_file(tmp_path: Path) -> None:
+    """``--history`` with ``--http``: the server answers /history from the run's own file."""
+    require_python("prometheus_client", "http")
+    from avstream.driver import Outputs
+
+    db = tmp_path / "h.db"
+    sinks, _ = Outputs(view=False, http=f"{LOOPBACK}:0", history=str(db), name="lobby").sinks()
+    for sink in sinks:
+        sink.start(run_info())
+    live_hops(sinks[0], ["park", "park", "metro"])  # type: ignore[arg-type]
+    for sink in sinks:
+        sink.end(summary())  # the history's rows are committed by the time end() returns
+    http = next(s for s in sinks if isinstance(s, HttpSink))
+    assert [type(s).__name__ for s in sinks][:2] == ["HistorySink", "HttpSink"]
+    assert http.config.history == str(db)
+    assert [s.label for s in read_history(db, time.time() - 60).segments] == ["park", "metro"]
