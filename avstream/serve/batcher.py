@@ -40,6 +40,7 @@ import numpy as np
 from avstream.inference.session import default_intra_threads, usable_cpus
 from avstream.serve.config import BatchingConfig
 from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed, total
+from avstream.timebase import MS_PER_S
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ LANES: tuple[str, ...] = ("encode", "infer")
 """Kinds of request, each batched on its own thread: two graphs may run at once."""
 POLL_S = 0.1
 """How often an idle batcher looks at its stop flag."""
-MS_PER_S = 1000.0
 ROW_S_WEIGHT = 0.2
 """Weight of the latest batch in a lane's running mean of seconds per request."""
 

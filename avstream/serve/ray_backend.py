@@ -27,11 +27,12 @@ import ray
 from ray import serve
 
 from avstream.cluster import LOCAL, connect
-from avstream.serve.batcher import MS_PER_S, EngineFacade, lane_threads
+from avstream.serve.batcher import EngineFacade, lane_threads
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
 from avstream.serve.requests import BatchStats, Request, run_batch, total
 from avstream.serve.streams import StreamOutcome, StreamRunner
+from avstream.timebase import MS_PER_S
 
 log = logging.getLogger(__name__)
 
