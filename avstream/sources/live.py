@@ -15,6 +15,7 @@ error (the user must fix it), and so is having no working device at all at start
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from avstream.clock import WallClock
+from avstream.config import PipelineConfig
 from avstream.errors import AvstreamError, DeviceError
 from avstream.sources.base import Idle, Modality, ModalityLost, Source, SourceEvent, SourceInfo
 from avstream.sources.camera import describe_camera
@@ -39,6 +41,8 @@ capture thread wakes it (a block or a frame arrived, a device changed state)."""
 # With every device lost for this long the source ends and the run fails: a daemon that hears
 # and sees nothing should exit so that its service manager notices.
 ALL_LOST_GIVE_UP_S: Final[float] = 10.0
+VIDEO_DELAY_WAIT_MARGIN_S: Final[float] = 1.0
+"""Beyond the delay, what a window still waits for its pictures (a camera hiccup)."""
 MAX_VIDEO_DELAY_S: Final[float] = 10.0
 """Longer than any camera pipeline; a larger value is a typo (milliseconds for seconds)."""
 
@@ -80,6 +84,15 @@ class LiveOptions:
             raise AvstreamError(f"--mic {CAMERA_AUDIO} takes the audio of the camera stream, but "
                                 f"the camera is {'off (--no-camera)' if not self.use_camera else self.camera}; "
                                 "expected --camera URL (rtsp://, udp://, http://...)")
+
+
+def with_video_delay(config: PipelineConfig, video_delay_s: float) -> PipelineConfig:
+    """A window waits for a late modality at most ``max_wait_s`` of stream time; pictures placed
+    ``video_delay_s`` earlier arrive that much later, so the wait must cover the delay too."""
+    needed = video_delay_s + VIDEO_DELAY_WAIT_MARGIN_S
+    if video_delay_s <= 0 or config.max_wait_s >= needed:
+        return config
+    return dataclasses.replace(config, max_wait_s=needed)
 
 
 class LiveSource(Source):
