@@ -10,6 +10,8 @@ restart), and say once that a stream without sound runs video-only.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -24,7 +26,15 @@ from avstream.sources.base import Modality
 from avstream.sources.live import LiveOptions, LiveSource
 from avstream.sources.stream_av import PtsClock
 from avstream.truth import read_truth_csv
-from tests.live_env import camera_url, free_udp_port, kill_group, require_camera_stack, serve_camera
+from tests.live_env import (
+    camera_url,
+    free_udp_port,
+    kill_group,
+    require_camera_stack,
+    serve_camera,
+    start_daemon,
+    terminate,
+)
 
 pytestmark = pytest.mark.live
 
@@ -133,3 +143,27 @@ def test_a_camera_stream_without_sound_runs_video_only_and_says_so_once(
     runner.join(RUN_LIMIT_S)
     assert keep.records
     assert all(list(r.modalities) == [Modality.VIDEO] for r in keep.records)
+
+
+def test_live_mic_camera_from_the_command_line(trained_bundle: Path, synth_stream: tuple[Path, Path],
+                                               tmp_path: Path) -> None:
+    """`avstream live --mic camera --camera URL`, as a user runs it: both modalities from the one
+    stream, said on the start-up lines, no PortAudio involved."""
+    require_camera_stack()
+    media, _ = synth_stream
+    port = free_udp_port()
+    sender = serve_camera(media, port, 12.0, audio=True)
+    daemon = start_daemon(["--model", str(trained_bundle), "--mic", "camera", "--camera",
+                           camera_url(port), "--jsonl", "-", "--no-view"],
+                          env=dict(os.environ), workdir=tmp_path, max_seconds=RUN_LIMIT_S)
+    try:
+        assert daemon.wait_for_stdout_count('"modalities":["audio","video"]', 10, 40.0), (
+            daemon.stderr_text()[-3000:])
+        rc = terminate(daemon, signal.SIGTERM)
+    finally:
+        kill_group(sender)
+        kill_group(daemon.proc)
+    stderr = daemon.stderr_text()
+    assert rc == 0, stderr[-3000:]
+    assert "audio: the camera stream's own track, 48000 Hz 2 ch" in stderr, stderr[:3000]
+    assert "aligned by the stream's own timestamps" in stderr, stderr[:3000]
