@@ -14,6 +14,7 @@ import cv2
 
 from avstream.bundle.format import StreamFormat
 from avstream.commands import options as opt
+from avstream.conform import describe_conversion
 from avstream.driver import Outputs, Pace, engine_line, open_engine, pipeline_config, run_command
 from avstream.inference.engine import Engine
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
@@ -33,20 +34,14 @@ def _mic_choice(mic: str | None) -> int | str | None:
 
 
 def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
-    """What happens to the microphone's audio on the way to the model, in words."""
+    """What happens to the microphone's audio on the way to the model, in the words of the
+    summary (``avstream.conform.describe_conversion``)."""
     if not info.has_audio:
         return "audio: none (--no-mic)"
     if info.audio_rate_hz is None or info.audio_channels is None:
         return "audio: microphone not open yet (reconnecting)"
-    rate = (f"resampled {info.audio_rate_hz} -> {spec.sample_rate} Hz"
-            if info.audio_rate_hz != spec.sample_rate else f"{spec.sample_rate} Hz as captured")
-    if info.audio_channels == spec.channels:
-        chans = f"{info.audio_channels} ch as captured"
-    elif info.audio_channels == 1:
-        chans = "mono duplicated to 2 ch"
-    else:
-        chans = f"{info.audio_channels} ch mixed to {spec.channels} ch"
-    return f"audio: {rate}, {chans}"
+    return "audio: " + describe_conversion(info.audio_rate_hz, info.audio_channels,
+                                           spec.sample_rate, spec.channels)
 
 
 def live(
