@@ -111,11 +111,11 @@ def test_own_places_to_bundle_to_replay(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     run = tmp_path / "run"
     _run(["-m", "training", "recipe", "--preset", "lite", "--data", str(data), "--out", str(run),
-          "--cache", str(tmp_path / "cache"), "--max-epochs", "15", "--threads", "2"], 600)
+          "--cache", str(tmp_path / "cache"), "--max-epochs", "15", "--threads", "2"], 1800)
     bundle = tmp_path / "bundle"
     _run(["-m", "export", str(run / "finetune.ckpt"), str(bundle), "--precisions", "fp32,int8",
           "--calibrate", str(data), "--cache-dir", str(tmp_path / "cache"),
-          "--calibration-windows", "24", "--evaluation-windows", "24"], 600)
+          "--calibration-windows", "24", "--evaluation-windows", "24"], 1200)
     print(f"dataset -> bundle: {time.perf_counter() - t0:.1f} s")
 
     manifest = json.loads((bundle / "manifest.json").read_text())
