@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from avstream import schemas
 from avstream.bundle.loader import load_bundle
 from avstream.errors import EXIT_USAGE, BundleError
 from avstream.inference.engine import Engine
@@ -134,13 +135,18 @@ def test_the_daemon_says_which_graph_runs_in_which_precision(three_precisions: P
     runs = {}
     for precision in ("auto", "fp16"):
         r = subprocess.run([sys.executable, "-m", "avstream", "replay", str(clip), "--model",
-                            str(bundle), "--precision", precision, "--jsonl", "-"],
+                            str(bundle), "--precision", precision, "--jsonl", "-",
+                            "--summary-json", str(tmp_path / f"{precision}.summary.json")],
                            capture_output=True, text=True, cwd=REPO, timeout=300)
         assert r.returncode == 0, r.stderr
         runs[precision] = r
     assert "CPUExecutionProvider, auto: frame int8, audio fp32, head fp32," in runs["auto"].stderr
+    summary = json.loads((tmp_path / "auto.summary.json").read_text())
+    schemas.validator(schemas.SUMMARY).validate(summary)  # the mixed name is in the schema
+    assert summary["info"]["precision"] == "auto: frame int8, audio fp32, head fp32"
     assert "CPUExecutionProvider, fp16," in runs["fp16"].stderr
-    fp32_only = _copy_with(three_precisions, tmp_path / "fp32", lambda m: m.pop("variants"))
+    fp32_only = _copy_with(three_precisions, tmp_path / "fp32",
+                           lambda m: [m.pop("variants"), m.pop("timings")])
     missing = subprocess.run([sys.executable, "-m", "avstream", "replay", str(clip), "--model",
                               str(fp32_only), "--precision", "int8"],
                              capture_output=True, text=True, cwd=REPO, timeout=300)
