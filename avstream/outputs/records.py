@@ -43,7 +43,8 @@ class RunInfo:
     paced: str
     """"fast", "realtime" or "live"."""
     precision: str = "fp32"
-    """The precision of the graphs that run (fp32, int8 or fp16)."""
+    """The precision of the graphs that run: fp32, int8 or fp16, or one per graph where
+    ``--precision auto`` mixes them ('auto: frame int8, audio fp32, head fp32')."""
 
     def providers_line(self) -> str:
         return providers_line(self.providers)
