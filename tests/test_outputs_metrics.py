@@ -23,8 +23,12 @@ require_python("prometheus_client", "http")
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from avstream.outputs.history import KEYS as HISTORY_KEYS  # noqa: E402
+from avstream.outputs.http import KEYS as HTTP_KEYS  # noqa: E402
 from avstream.outputs.http import HttpConfig, HttpSink  # noqa: E402
+from avstream.outputs.metrics import OUTPUT_METRICS, OUTPUT_SUMS  # noqa: E402
 from avstream.outputs.mqtt import KEYS as MQTT_KEYS  # noqa: E402
+from avstream.results import Counters  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -58,6 +62,7 @@ def scrape(url: str) -> tuple[dict[str, tuple[str, frozenset[str]]], Samples]:
 def sink() -> Iterator[HttpSink]:
     stats = OutputStats()
     stats.register("mqtt", MQTT_KEYS)  # as an MQTT sink beside it would
+    stats.register("history", HISTORY_KEYS)  # and a --history one
     s = HttpSink(HttpConfig(host="127.0.0.1", port=0, name="room1"), stats)
     s.start(run_info())
     yield s
@@ -82,6 +87,25 @@ def test_every_documented_metric_and_label_is_served_and_nothing_else(sink: Http
         assert f"`{name}`" in DOC.read_text(), f"{name} is served but not in docs/metrics.md"
 
 
+def test_every_counter_has_its_own_documented_metric() -> None:
+    """One metric per pipeline counter, and a named one (no generic fallback) per output
+    counter that is not a sum of others."""
+    doc = documented()
+    for counter in Counters().to_dict():
+        assert counter_name(counter) in doc, counter
+    for output, keys in (("mqtt", MQTT_KEYS), ("http", HTTP_KEYS), ("history", HISTORY_KEYS)):
+        for key in keys:
+            assert (output, key) in OUTPUT_METRICS or (output, key) in OUTPUT_SUMS, (output, key)
+            if (output, key) in OUTPUT_METRICS:
+                assert f"avstream_{OUTPUT_METRICS[(output, key)][0]}_total" in doc, (output, key)
+
+
+def counter_name(counter: str) -> str:
+    from avstream.outputs.metrics import counter_metric
+
+    return f"{counter_metric(counter)}_total"
+
+
 def test_values_mean_what_the_doc_says(sink: HttpSink) -> None:
     t0 = time.time()
     labels = ["park"] * 5 + ["tram"] * 6
@@ -92,6 +116,7 @@ def test_values_mean_what_the_doc_says(sink: HttpSink) -> None:
         stats.add("mqtt", reason, n)
         stats.add("mqtt", "dropped", n)
     stats.add("mqtt", "published", 7)
+    stats.add("history", "written", 4)
     sink.source_changed("camera", False, 1.0)
     _, v = scrape(sink.url)
     room = (("stream", "room1"),)
@@ -103,6 +128,7 @@ def test_values_mean_what_the_doc_says(sink: HttpSink) -> None:
     assert dropped == {"queue_full": 2, "disconnected": 3}
     assert sum(dropped.values()) == stats.of("mqtt")["dropped"]  # no series is a sum of others
     assert v[("avstream_mqtt_messages_published_total", room)] == 7
+    assert v[("avstream_history_rows_written_total", room)] == 4
     assert v[("avstream_http_requests_total", room)] == 1  # this scrape
     assert v[("avstream_source_up", (("source", "camera"), *room))] == 0
     assert v[("avstream_source_up", (("source", "microphone"), *room))] == 1

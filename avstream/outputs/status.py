@@ -26,6 +26,7 @@ class StreamStatus:
         with self._lock:
             self._info: RunInfo | None = None
             self._record: dict[str, Any] | None = None
+            self._label_since: float | None = None
             self._stopped: str | None = None
             self._sources: dict[str, bool] = {}
 
@@ -39,6 +40,9 @@ class StreamStatus:
 
     def update(self, record_json: dict[str, Any]) -> None:
         with self._lock:
+            previous = None if self._record is None else self._record.get("label")
+            if previous != record_json.get("label") or self._label_since is None:
+                self._label_since = record_json.get("wall_time")
             self._record = record_json
 
     def source_changed(self, source: str, up: bool) -> None:
@@ -66,9 +70,10 @@ class StreamStatus:
 
     def snapshot(self) -> dict[str, Any]:
         """The body of ``GET /status`` (README, "HTTP"; ``sources``: input -> delivering,
-        ``wall_time``: Unix time of the latest hop record, ``started_unix``: of ``started``)."""
+        ``wall_time``: Unix time of the latest hop record, ``label_since``: of the record where
+        the current label began, ``started_unix``: of ``started``)."""
         with self._lock:
-            info, r, stopped = self._info, self._record, self._stopped
+            info, r, stopped, since = self._info, self._record, self._stopped, self._label_since
             sources = dict(self._sources)
         r = r or {}
         return {
@@ -92,6 +97,7 @@ class StreamStatus:
             "counters": r.get("counters", {}),
             "sources": sources,
             "wall_time": r.get("wall_time"),
+            "label_since": since,
             "outputs": self.stats.snapshot(),
             "started": wall_clock_iso(self._started_wall),
             "started_unix": self._started_wall,
