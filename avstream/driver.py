@@ -128,8 +128,9 @@ class Outputs:
 
             parse_http_address(self.http, name, self.http_token)
 
-    def sinks(self) -> tuple[list[Sink], bool]:
-        """The sinks, and whether stdout is taken by JSON lines (print the summary elsewhere)."""
+    def sinks(self, stats: OutputStats | None = None) -> tuple[list[Sink], bool]:
+        """The sinks, and whether stdout is taken by JSON lines (print the summary elsewhere);
+        their counters go to ``stats`` (serve's site page shows them) or to a new one."""
         sinks: list[Sink] = []
         stdout_taken = False
         if self.jsonl is not None:
@@ -139,7 +140,7 @@ class Outputs:
         view = self.view if self.view is not None else (sys.stdout.isatty() and not stdout_taken)
         if view and not stdout_taken:
             sinks.append(LiveView())
-        stats = OutputStats()
+        stats = stats if stats is not None else OutputStats()
         history = self.history_config()
         if history is not None:
             sinks.append(HistorySink(history, stream_name(self.name), stats))

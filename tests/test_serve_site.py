@@ -115,6 +115,54 @@ def test_check_command_exits_0_when_valid_and_2_listing_every_mistake(
     assert "Traceback" not in done.stderr
 
 
+def test_site_http_is_one_server_for_the_process_not_each_streams(
+        tmp_path: Path, tiny_bundle: Path, av_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SITE_TOKEN", "t0ken")
+    text = f'''
+model = "{tiny_bundle}"
+[outputs]
+http = "0.0.0.0:8080"
+http_token = "${{SITE_TOKEN}}"
+[streams.a]
+file = "{av_file}"
+[streams.b]
+file = "{av_file}"
+[streams.b.outputs]
+http = "127.0.0.1:8081"
+'''
+    cfg = load_serve_config(write(tmp_path, text))
+    assert cfg.http is not None
+    assert (cfg.http.host, cfg.http.port, cfg.http.token) == ("0.0.0.0", 8080, "t0ken")
+    a, b = cfg.streams
+    assert (a.outputs.http, a.outputs.http_token) == (None, None)  # not inherited
+    assert b.outputs.http == "127.0.0.1:8081"  # a stream's own server, as --http
+
+
+@pytest.mark.parametrize(("outputs", "expected"), [
+    ('http = "0.0.0.0:8080"', "outputs.http 0.0.0.0:8080 listens on 0.0.0.0, which is not a "
+                              "loopback address; expected http_token TOKEN as well"),
+    ('http_token = "t"', "outputs.http_token: given without outputs.http"),
+    ('http = "80800"', "outputs.http 80800: port '80800'"),
+])
+def test_site_http_mistakes_name_the_key(tmp_path: Path, tiny_bundle: Path, av_file: Path,
+                                         outputs: str, expected: str) -> None:
+    text = f'model = "{tiny_bundle}"\n[outputs]\n{outputs}\n[streams.a]\nfile = "{av_file}"\n'
+    with pytest.raises(ConfigErrors) as caught:
+        load_serve_config(write(tmp_path, text))
+    assert any(expected in e for e in caught.value.errors), caught.value.errors
+
+
+def test_site_http_is_refused_with_ray_in_one_line(tmp_path: Path, tiny_bundle: Path,
+                                                   av_file: Path) -> None:
+    cfg = write(tmp_path, f'model = "{tiny_bundle}"\n[outputs]\nhttp = "0"\n'
+                          f'[streams.a]\nfile = "{av_file}"\n')
+    done = subprocess.run([sys.executable, "-m", "avstream", "serve", str(cfg), "--ray", "local"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "outputs.http (one server for every stream) runs without --ray" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_published_schema_matches_the_reader_and_the_example() -> None:
     schema = schemas.load(schemas.SERVE)
     assert set(schema["properties"]) == set(TOP_KEYS)
@@ -125,5 +173,8 @@ def test_the_published_schema_matches_the_reader_and_the_example() -> None:
     validator = schemas.validator(schemas.SERVE)
     example = tomllib.loads((REPO / "examples" / "serve.toml").read_text())
     assert not [e.message for e in validator.iter_errors(example)]
+    assert example["outputs"]["http"]  # the example shows the site's one page
     example["streams"]["entrance"]["cameras"] = 1
     assert [e.message for e in validator.iter_errors(example)]
+    assert [e.message for e in validator.iter_errors({"model": "m", "streams": {"a": {"file": "f"}},
+                                                      "outputs": {"http_token": "t"}})]

@@ -18,7 +18,7 @@ import typer
 
 from avstream.commands import options as opt
 from avstream.driver import stop_on_signals
-from avstream.errors import EXIT_DEVICE, EXIT_USAGE
+from avstream.errors import EXIT_DEVICE, EXIT_USAGE, AvstreamError
 from avstream.serve.config import load_serve_config
 
 
@@ -36,6 +36,10 @@ def serve(
         from avstream.cluster import check_ray_option
 
         check_ray_option(ray)
+        if cfg.http is not None:
+            raise AvstreamError(f"{config}: outputs.http (one server for every stream) runs "
+                                f"without --ray; expected no outputs.http with --ray (each "
+                                f"stream's own [streams.NAME.outputs] http works there)")
     where = f"Ray ({ray})" if ray else "this process"
     print(f"avstream: serve {len(cfg.streams)} stream(s) "
           f"({', '.join(s.name for s in cfg.streams)}) on {where}, batches of up to "
@@ -49,7 +53,8 @@ def serve(
         else:
             from avstream.serve.local import serve_local
 
-            report = serve_local(cfg, stop)
+            report = serve_local(cfg, stop, announce=lambda line: print(
+                f"avstream: {line}", file=sys.stderr))
     for o in report.outcomes:
         print(f"avstream: {o.line()}", file=sys.stderr)
     for line in report.batch_lines():

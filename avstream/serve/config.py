@@ -6,7 +6,7 @@ Top level: ``model`` (one bundle and one set of sessions for every stream), ``pr
 ``replica_cpus`` (with ``--ray``: copies of the inference deployment sharing the streams, and
 the CPUs each reserves); ``[defaults]``: pipeline options
 every stream starts from; ``[outputs]``: outputs every stream starts from (a site's broker,
-``jsonl_dir`` for ``<dir>/<name>.jsonl``); ``[streams.NAME]``: a device stream (``camera``,
+``jsonl_dir`` for ``<dir>/<name>.jsonl``) and ``http``, one page and /metrics for all of them; ``[streams.NAME]``: a device stream (``camera``,
 ``mic``, ``video_delay``, ``place``) or a file stream (``file``, ``audio``, ``pace``), with its own
 pipeline options and ``[streams.NAME.outputs]``, which override ``[outputs]`` key by key.
 
@@ -30,8 +30,9 @@ from typing import Any, Literal
 from avstream.bundle.schema import AUTO
 from avstream.driver import Outputs, pipeline_config
 from avstream.errors import AvstreamError
+from avstream.outputs.http_config import HttpConfig
 from avstream.pipeline import PipelineConfig
-from avstream.serve.outputs_config import site_outputs, stream_outputs
+from avstream.serve.outputs_config import site_http, site_outputs, stream_outputs
 from avstream.serve.toml_values import (
     device,
     fail,
@@ -119,6 +120,8 @@ class ServeConfig:
     CPUs or GPU); the streams' requests are spread over them."""
     replica_cpus: float | None = None
     """With ``--ray``: CPUs each replica reserves from Ray (None: ``threads``, at least 1)."""
+    http: HttpConfig | None = None
+    """``[outputs] http``: one server for every stream (avstream/outputs/site.py), or None."""
 
 
 def _pipeline(path: Path, where: str, table: Mapping[str, Any], base: Mapping[str, Any]
@@ -208,7 +211,8 @@ def parse_serve_config(path: Path, data: Mapping[str, Any],
         streams = [checked(_stream, path, name, t, base, site) for name, t in streams_table.items()]
     if errors or top is None:
         raise ConfigErrors(errors)
-    return dataclasses.replace(top, streams=tuple(s for s in streams if s is not None))
+    return dataclasses.replace(top, streams=tuple(s for s in streams if s is not None),
+                               http=site_http(path, site or {}))
 
 
 def _top(path: Path, data: Mapping[str, Any]) -> ServeConfig:

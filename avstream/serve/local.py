@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from avstream.driver import open_engine
 from avstream.inference.api import EngineLike
 from avstream.serve.batcher import Batcher, BatchStats, encode_workers, lane_threads
 from avstream.serve.config import ServeConfig
 from avstream.serve.streams import StreamOutcome, StreamRunner
+
+if TYPE_CHECKING:
+    from avstream.outputs.site import SiteServer
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +61,38 @@ def run_streams(runners: list[StreamRunner], stop: threading.Event) -> None:
             return
 
 
-def serve_local(config: ServeConfig, stop: threading.Event) -> ServeReport:
-    """Run every stream of ``config`` on one engine until they end or ``stop`` is set."""
-    engine = open_engine(config.model, config.provider, lane_threads(config.threads),
-                         config.precision)
-    return serve_engine(config, engine, stop)
+def serve_local(config: ServeConfig, stop: threading.Event,
+                announce: Callable[[str], None] = log.info) -> ServeReport:
+    """Run every stream of ``config`` on one engine until they end or ``stop`` is set;
+    ``announce`` gets the start-up line of the site's server (``[outputs] http``)."""
+    site = open_site(config, announce)  # a busy port fails before the model loads
+    try:
+        engine = open_engine(config.model, config.provider, lane_threads(config.threads),
+                             config.precision)
+        return serve_engine(config, engine, stop, site)
+    finally:
+        if site is not None:
+            site.close()
 
 
-def serve_engine(config: ServeConfig, engine: EngineLike, stop: threading.Event) -> ServeReport:
-    """``serve_local`` on an engine already open (``config.model`` is not read)."""
+def open_site(config: ServeConfig, announce: Callable[[str], None] = log.info
+              ) -> SiteServer | None:
+    """The one server for every stream, listening, when the config asks for it."""
+    if config.http is None:
+        return None
+    from avstream.outputs.site import SiteServer
+
+    site = SiteServer(config.http)
+    announce(site.description)
+    return site
+
+
+def serve_engine(config: ServeConfig, engine: EngineLike, stop: threading.Event,
+                 site: SiteServer | None = None) -> ServeReport:
+    """``serve_local`` on an engine already open (``config.model`` is not read); the streams
+    join ``site``'s pages when given."""
     batcher = Batcher(engine, config.batching, encode_workers(config.threads))
-    runners = [StreamRunner(s, batcher.client) for s in config.streams]
+    runners = [StreamRunner(s, batcher.client, site) for s in config.streams]
     try:
         run_streams(runners, stop)
     finally:

@@ -21,16 +21,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from avstream.driver import drive
 from avstream.errors import AvstreamError
 from avstream.outputs import Sink
 from avstream.outputs.records import HopRecord, RunInfo
+from avstream.outputs.stats import OutputStats
 from avstream.outputs.summary import RunSummary
 from avstream.serve.config import DEFAULT_MIC, StreamConfig
 from avstream.sources.backoff import Backoff
 from avstream.sources.base import Source
+
+if TYPE_CHECKING:
+    from avstream.outputs.site import SiteServer
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +81,17 @@ class StreamSinks:
                 s.end(self._last)
 
 
-def _open_outputs(config: StreamConfig) -> list[Sink]:
-    """The stream's sinks; the folder of its JSON lines file is created if missing."""
+def _open_outputs(config: StreamConfig, site: SiteServer | None = None) -> list[Sink]:
+    """The stream's sinks, and its endpoints on the site's server if there is one (sharing
+    the sinks' counters); the folder of its JSON lines file is created if missing."""
     jsonl = config.outputs.jsonl
     if jsonl is not None and jsonl != "-":
         Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
-    return config.outputs.sinks()[0]
+    stats = OutputStats()
+    sinks = config.outputs.sinks(stats)[0]
+    if site is not None:
+        sinks.append(site.add_stream(config.name, stats, config.outputs.history))
+    return sinks
 
 
 def open_source(config: StreamConfig) -> Source:
@@ -127,9 +136,11 @@ class StreamOutcome:
 class StreamRunner:
     """Runs one stream until it ends or ``stop()``; ``run()`` blocks, ``start()`` threads it."""
 
-    def __init__(self, config: StreamConfig, engine: Callable[[], StreamEngine]) -> None:
+    def __init__(self, config: StreamConfig, engine: Callable[[], StreamEngine],
+                 site: SiteServer | None = None) -> None:
         self.config = config
         self._engine = engine
+        self._site = site
         self._stop = threading.Event()
         self.outcome = StreamOutcome(config.name)
         self._thread: threading.Thread | None = None
@@ -152,7 +163,7 @@ class StreamRunner:
 
     def run(self) -> StreamOutcome:
         c = self.config
-        sinks = StreamSinks(c.name, lambda: _open_outputs(c))
+        sinks = StreamSinks(c.name, lambda: _open_outputs(c, self._site))
         backoff = RESTART.first_s
         try:
             while not self._stop.is_set():
