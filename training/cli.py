@@ -47,12 +47,17 @@ def synth(out_dir: Path,
           seed: int = 0,
           side_cue: Annotated[bool, typer.Option(
               "--side-cue", help="the two classes sharing a sound differ in L-R (channel "
-              "coherence), a cue a mono microphone loses")] = False) -> None:
+              "coherence), a cue a mono microphone loses")] = False,
+          hard: Annotated[bool, typer.Option(
+              "--hard", help="what makes TAU hard: another microphone and camera for the "
+              "evaluate split, babble noise at 0-12 dB SNR, each place's light and viewpoint")]
+          = False) -> None:
     """Write a synthetic dataset in the TAU AV 2021 layout (complementary modalities)."""
     from training.synth.dataset import write_synthetic_dataset
+    from training.synth.hard import HARD
 
     write_synthetic_dataset(out_dir, clips_per_class=clips_per_class, seed=seed,
-                            side_cue=side_cue)
+                            side_cue=side_cue, difficulty=HARD if hard else None)
     print(f"synthetic dataset written to {out_dir}")
 
 

@@ -22,8 +22,9 @@ from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.scenes import trained_on_warning
 from avstream.sources.base import SourceInfo
 from avstream.sources.camera import parse_camera
-from avstream.sources.live import LiveOptions, LiveSource
+from avstream.sources.live import LiveOptions, LiveSource, with_video_delay
 from avstream.sources.microphone import resolve_audio_input
+from avstream.sources.stream_av import CAMERA_AUDIO
 
 
 def _mic_choice(mic: str | None) -> int | str | None:
@@ -33,11 +34,27 @@ def _mic_choice(mic: str | None) -> int | str | None:
     return int(text) if text.isdigit() else text
 
 
+def capture_options(mic: str | None, camera: str, no_mic: bool, no_camera: bool,
+                    video_delay_s: float = 0.0) -> LiveOptions:
+    """The devices ``live`` and ``record`` were asked for. The microphone is resolved once, here:
+    an unknown device or no PortAudio fails before anything slow; ``--mic camera`` is the camera
+    stream's own audio track, with no PortAudio involved."""
+    camera_audio = not no_mic and mic is not None and mic.strip() == CAMERA_AUDIO
+    device = (None if no_mic else CAMERA_AUDIO if camera_audio
+              else resolve_audio_input(_mic_choice(mic)))
+    return LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
+                       use_camera=not no_camera, video_delay_s=video_delay_s)
+
+
 def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
     """What happens to the microphone's audio on the way to the model, in the words of the
     summary (``avstream.conform.describe_conversion``)."""
     if not info.has_audio:
         return "audio: none (--no-mic)"
+    if info.audio_rate_hz is not None and "audio and video" in info.name:
+        return "audio: the camera stream's own track, " + describe_conversion(
+            info.audio_rate_hz, info.audio_channels or spec.channels, spec.sample_rate,
+            spec.channels)
     if info.audio_rate_hz is None or info.audio_channels is None:
         return "audio: microphone not open yet (reconnecting)"
     return "audio: " + describe_conversion(info.audio_rate_hz, info.audio_channels,
@@ -71,6 +88,7 @@ def live(
     history_max_mb: opt.HistoryMaxMb = DEFAULT_MAX_MB,
     jsonl_rotate: opt.JsonlRotate = None,
     jsonl_keep: opt.JsonlKeep = DEFAULT_KEEP,
+    video_delay: opt.VideoDelay = 0.0,
 ) -> None:
     """Classify the scene from a microphone and a camera until SIGINT / SIGTERM."""
     # OpenCV's own warnings (stream timeouts while reconnecting) repeat what the source reports
@@ -82,10 +100,8 @@ def live(
                       history=history, history_days=history_days, history_max_mb=history_max_mb,
                       jsonl_rotate=jsonl_rotate, jsonl_keep=jsonl_keep)
     outputs.check()
-    # The input is resolved once, here: an unknown device or no PortAudio fails before the model.
-    device = None if no_mic else resolve_audio_input(_mic_choice(mic))
-    options = LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
-                          use_camera=not no_camera)
+    options = capture_options(mic, camera, no_mic, no_camera, video_delay)
+    config = with_video_delay(config, video_delay)
 
     def open_devices() -> LiveSource:
         source = LiveSource(options)

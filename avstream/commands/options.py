@@ -40,8 +40,14 @@ View = Annotated[bool | None, typer.Option(
     "--view/--no-view", help="Live terminal view (default: when stdout is a terminal).")]
 # Capture devices (live, record): the same devices, named the same way.
 Mic = Annotated[str | None, typer.Option(
-    "--mic", help="Audio input: PortAudio index or a name substring (see `avstream devices`); "
-                  "default: the system's default input.")]
+    "--mic", help="Audio input: PortAudio index or a name substring (see `avstream devices`), or "
+                  "'camera' for the audio track of the --camera stream URL (an IP camera's own "
+                  "microphone); default: the system's default input.")]
+VideoDelay = Annotated[float, typer.Option(
+    "--video-delay", metavar="SECONDS",
+    help="How much later the camera's pictures arrive than the microphone's sound of the same "
+         "moment (a network camera: often 0.5-2 s); each frame is placed that much earlier so "
+         "windows pair sound and pictures of one moment. Not needed with --mic camera.")]
 Camera = Annotated[str, typer.Option(
     "--camera", help="Camera index, or a stream URL (rtsp://, http://, udp://...).")]
 NoMic = Annotated[bool, typer.Option("--no-mic", help="Video only.")]

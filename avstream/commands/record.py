@@ -23,12 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 from avstream.commands import options as opt
-from avstream.commands.live import _mic_choice
+from avstream.commands.live import capture_options
 from avstream.driver import stop_on_signals
 from avstream.recorder import Progress, Stopped, TakeOptions, record_take
-from avstream.sources.camera import parse_camera
-from avstream.sources.live import LiveOptions, LiveSource
-from avstream.sources.microphone import resolve_audio_input
+from avstream.sources.live import LiveSource
 from avstream.takes import check_scene_name, new_take_path, summarize
 
 EXIT_STOPPED = 130
@@ -75,9 +73,7 @@ def record(
     check_scene_name(scene)
     options = TakeOptions(seconds=seconds, countdown_s=countdown, audio=not no_mic,
                           video=not no_camera)
-    device = None if no_mic else resolve_audio_input(_mic_choice(mic))
-    live = LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
-                       use_camera=not no_camera)
+    live = capture_options(mic, camera, no_mic, no_camera)
     take = new_take_path(dataset, scene)
     console = Console()
     tty = console.is_terminal

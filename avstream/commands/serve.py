@@ -25,10 +25,21 @@ from avstream.serve.config import load_serve_config
 def serve(
     config: Annotated[Path, typer.Argument(help="TOML file naming the streams (see README).")],
     ray: opt.Ray = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only check CONFIG (every mistake at once, by key path) and its bundle's "
+                        "checksums; exit 0 when valid, 2 otherwise. Starts nothing.")] = False,
 ) -> None:
     """Serve every stream of CONFIG; frame encodes and windows that come due together run as
     one batch."""
     cfg = load_serve_config(config)
+    if check:
+        from avstream.bundle.loader import load_bundle
+
+        bundle = load_bundle(cfg.model)
+        print(f"avstream: {config} is valid: {len(cfg.streams)} stream(s) "
+              f"({', '.join(s.name for s in cfg.streams)}); model {cfg.model} "
+              f"({len(bundle.manifest.classes)} classes, checksums verified)")
+        return
     # OpenCV's own warnings (stream timeouts while a camera reconnects) repeat what each
     # stream reports in one line; errors still show.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
