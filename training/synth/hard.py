@@ -59,9 +59,9 @@ class Difficulty:
 
 
 HARD: Final[Difficulty] = Difficulty(
-    noise_snr_db=(0.0, 12.0),
-    mic_tilt_db_per_octave=-3.0,
-    mic_highpass_hz=400.0,
+    noise_snr_db=(5.0, 15.0),
+    mic_tilt_db_per_octave=-1.0,
+    mic_highpass_hz=150.0,
     camera_hue_shift_deg=14.0,
     camera_saturation_gain=0.7,
     camera_gamma=1.4,
