@@ -33,7 +33,7 @@ from typing import Any
 from avstream.bundle.schema import AUTO
 from avstream.errors import AvstreamError
 from avstream.inference.session import default_intra_threads
-from avstream.pipeline import PipelineConfig
+from avstream.stream.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 

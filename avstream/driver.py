@@ -24,7 +24,6 @@ from typing import Literal, TextIO, cast
 
 from avstream.bundle.loader import load_bundle
 from avstream.bundle.schema import AUTO
-from avstream.clock import WallClock
 from avstream.errors import AvstreamError, DeviceError, MediaError
 from avstream.inference.api import EngineLike
 from avstream.inference.engine import Engine
@@ -38,11 +37,12 @@ from avstream.outputs.records import providers_line
 from avstream.outputs.stats import OutputStats
 from avstream.outputs.summary import RunSummary
 from avstream.outputs.watchdog import watchdog_sinks
-from avstream.pipeline import Pipeline, PipelineConfig
-from avstream.smoothing import SmoothingConfig
 from avstream.sources.base import Source, SourceInfo
 from avstream.sources.paced import PacedSource
-from avstream.windows import hop_ms_from_seconds
+from avstream.stream.clock import WallClock
+from avstream.stream.pipeline import Pipeline, PipelineConfig
+from avstream.stream.smoothing import SmoothingConfig
+from avstream.stream.windows import hop_ms_from_seconds
 
 Pace = Literal["fast", "realtime", "live"]
 log = logging.getLogger(__name__)

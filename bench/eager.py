@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from avstream.media.frames import resize_frame
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
+from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S
 from bench.common import MODEL_SEED, percentiles
 from bench.hops import GRAPH_STAGES, HopData
 

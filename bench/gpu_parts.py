@@ -127,7 +127,7 @@ def part_delay(args: argparse.Namespace) -> dict[str, Any]:
     from avstream.bundle.loader import load_bundle
     from avstream.inference.engine import Engine
     from avstream.inference.session import SessionConfig
-    from avstream.windows import DEFAULT_HOP_MS
+    from avstream.stream.windows import DEFAULT_HOP_MS
     from bench.common import percentiles
     from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData
     from bench.pipelined import time_pipelined_hops

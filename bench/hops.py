@@ -14,9 +14,9 @@ import numpy as np
 
 from avstream.inference.engine import Engine
 from avstream.outputs.collect import Collect
-from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.base import AudioBlock, SourceInfo, VideoFrame
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
+from avstream.stream.pipeline import Pipeline, PipelineConfig
+from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S
 
 CAMERA_WIDTH = 640
 CAMERA_HEIGHT = 480

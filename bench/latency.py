@@ -35,7 +35,7 @@ from avstream.bundle.loader import load_bundle  # noqa: E402
 from avstream.bundle.schema import AUTO  # noqa: E402
 from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import CPU, SessionConfig  # noqa: E402
-from avstream.windows import DEFAULT_HOP_MS  # noqa: E402
+from avstream.stream.windows import DEFAULT_HOP_MS  # noqa: E402
 from bench.common import (  # noqa: E402
     CONFIG_NAMES,
     MODEL_SEED,

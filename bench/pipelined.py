@@ -25,12 +25,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from avstream.clock import WallClock
 from avstream.inference.api import EngineLike
 from avstream.outputs.collect import Collect
-from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.base import AudioBlock, SourceInfo, VideoFrame
-from avstream.windows import MS_PER_S
+from avstream.stream.clock import WallClock
+from avstream.stream.pipeline import Pipeline, PipelineConfig
+from avstream.stream.windows import MS_PER_S
 from bench.common import percentiles
 
 PIPELINED_STAGES: tuple[str, ...] = ("delay", "total", "frame", "audio", "head")

@@ -32,7 +32,6 @@ from avstream.demo import cached_assets, default_cache_dir  # noqa: E402
 from avstream.driver import drive, open_engine  # noqa: E402
 from avstream.errors import AvstreamError  # noqa: E402
 from avstream.outputs.records import HopRecord  # noqa: E402
-from avstream.pipeline import PipelineConfig  # noqa: E402
 from avstream.sources.base import (  # noqa: E402
     AudioBlock,
     Modality,
@@ -44,6 +43,7 @@ from avstream.sources.base import (  # noqa: E402
     VideoFrame,
 )
 from avstream.sources.media_file import MediaFileSource  # noqa: E402
+from avstream.stream.pipeline import PipelineConfig  # noqa: E402
 from avstream.truth import Interval, read_truth_csv, score_timeline  # noqa: E402
 from bench.common import bench_main, load_average, machine_info  # noqa: E402
 from bench.memory import PeakRss, ProgressSink, rss_growth  # noqa: E402

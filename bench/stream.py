@@ -35,20 +35,20 @@ if __package__ in (None, ""):  # run as `python bench/stream.py`: make the repo 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from avstream.buffers import FrameRef  # noqa: E402
 from avstream.bundle import schema  # noqa: E402
 from avstream.bundle.loader import load_bundle  # noqa: E402
-from avstream.clock import WallClock  # noqa: E402
-from avstream.features import FrameFeatures  # noqa: E402
 from avstream.inference.engine import Engine  # noqa: E402
 from avstream.inference.session import SessionConfig  # noqa: E402
 from avstream.outputs.summary import RunSummary  # noqa: E402
-from avstream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from avstream.scenes import SCENES  # noqa: E402
 from avstream.sources.base import Idle, Source, SourceEvent, SourceInfo  # noqa: E402
 from avstream.sources.live import IDLE_EVERY_S  # noqa: E402
 from avstream.sources.media_file import MediaFileSource  # noqa: E402
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
+from avstream.stream.buffers import FrameRef  # noqa: E402
+from avstream.stream.clock import WallClock  # noqa: E402
+from avstream.stream.features import FrameFeatures  # noqa: E402
+from avstream.stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
 from bench.common import (  # noqa: E402
     CONFIG_NAMES,
     bench_main,

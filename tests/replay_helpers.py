@@ -15,8 +15,8 @@ import numpy as np
 from avstream.driver import drive
 from avstream.inference.engine import Engine
 from avstream.outputs.collect import Collect
-from avstream.pipeline import PipelineConfig
 from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE = ("latency_ms", "wall_time")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avstream.assembly import ReadyWindow, WindowAssembler
 from avstream.bundle.format import StreamFormat
-from avstream.config import PipelineConfig
 from avstream.sources.base import AudioBlock, Modality, ModalityLost, VideoFrame
+from avstream.stream.assembly import ReadyWindow, WindowAssembler
+from avstream.stream.config import PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 8_000
@@ -126,7 +126,7 @@ def test_no_media_at_all_is_counted_not_released() -> None:
 
 
 def test_the_assembler_imports_neither_onnxruntime_nor_torch() -> None:
-    code = ("import sys, json, avstream.assembly, avstream.features, avstream.sources.paced\n"
+    code = ("import sys, json, avstream.stream.assembly, avstream.stream.features, avstream.sources.paced\n"
             "print(json.dumps([m for m in ('onnxruntime', 'torch') if m in sys.modules]))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                        check=True)

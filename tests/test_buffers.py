@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soxr
 
-from avstream.buffers import AudioRing, FrameStore
-from avstream.conform import AudioConformer
 from avstream.media.audio import to_stereo
 from avstream.media.frames import resize_frame
 from avstream.sources.base import AudioBlock, VideoFrame
-from avstream.windows import SlotGrid, WindowSpec
+from avstream.stream.buffers import AudioRing, FrameStore
+from avstream.stream.conform import AudioConformer
+from avstream.stream.windows import SlotGrid, WindowSpec
 
 
 def ramp(channels: int, start: int, n: int) -> np.ndarray:

@@ -20,11 +20,11 @@ import pytest
 
 from avstream.driver import open_engine
 from avstream.outputs.records import HopRecord
-from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.scenes import UNKNOWN
 from avstream.sources.base import Modality
 from avstream.sources.live import LiveOptions, LiveSource
 from avstream.sources.stream_av import PtsClock
+from avstream.stream.pipeline import Pipeline, PipelineConfig
 from avstream.truth import read_truth_csv
 from tests.live_env import (
     camera_url,

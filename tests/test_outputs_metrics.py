@@ -168,7 +168,7 @@ class Probe:
 
 def test_after_a_replay_the_counters_equal_the_summary(tiny_engine: object, av_file: Path) -> None:
     from avstream.driver import drive
-    from avstream.pipeline import PipelineConfig
+    from avstream.stream.pipeline import PipelineConfig
 
     http = HttpSink(HttpConfig(host="127.0.0.1", port=0, name="clip"), OutputStats())
     probe = Probe(http)

@@ -430,7 +430,7 @@ def test_a_replay_whose_camera_is_lost_and_back(broker: Broker, tiny_engine: obj
     """The source's own lost / restored events reach the camera's connectivity sensor through
     the pipeline: ON, OFF at the loss, ON again; the microphone stays ON."""
     from avstream.driver import drive
-    from avstream.pipeline import PipelineConfig
+    from avstream.stream.pipeline import PipelineConfig
 
     config = parse_mqtt_url(broker.url, "outage")
     with Subscriber(broker.port) as sub:

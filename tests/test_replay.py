@@ -25,8 +25,8 @@ from replay_helpers import (
 
 from avstream.driver import drive, open_engine
 from avstream.inference.engine import Engine
-from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import Pipeline, PipelineConfig
 from avstream.truth import CHANGE_ALLOWANCE_S, read_truth_csv, scene_at, score_timeline
 
 # ------------------------------------------------------------------ the normal path

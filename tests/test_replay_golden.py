@@ -22,8 +22,8 @@ from replay_helpers import VOLATILE, Collect, cli
 
 from avstream.driver import drive, open_engine
 from avstream.outputs.jsonl import JsonlSink
-from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import Pipeline, PipelineConfig
 
 
 def without_clock(line: str) -> str:

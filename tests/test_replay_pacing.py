@@ -18,7 +18,6 @@ from replay_helpers import Collect, replay, write_media
 from avstream.driver import drive
 from avstream.inference.engine import Engine
 from avstream.outputs.records import HopRecord
-from avstream.pipeline import Pipeline, PipelineConfig
 from avstream.sources.base import (
     AudioBlock,
     FramesDropped,
@@ -33,6 +32,7 @@ from avstream.sources.base import (
     VideoFrame,
 )
 from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import Pipeline, PipelineConfig
 
 
 def test_realtime_goes_through_the_same_windows(tiny_engine: Engine, tmp_path: Path) -> None:

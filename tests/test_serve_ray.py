@@ -22,8 +22,8 @@ from streams_env import (  # noqa: F401
 )
 
 from avstream.batch import BatchJob, FileResult, expand_inputs, plan_batch, write_summary
-from avstream.pipeline import PipelineConfig
 from avstream.serve.config import load_serve_config
+from avstream.stream.pipeline import PipelineConfig
 
 pytestmark = pytest.mark.ray
 RAY_CPUS = 2

@@ -24,10 +24,10 @@ from replay_helpers import Collect
 from streams_env import file_stream, three_streams, write_config  # noqa: F401
 
 from avstream.inference.engine import BRANCH_AUDIO, BRANCH_FINAL, BRANCH_VISUAL, InferenceResult
-from avstream.pipeline import Pipeline
 from avstream.serve.config import load_serve_config
 from avstream.serve.local import serve_engine
 from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import Pipeline
 
 HOP_S = 0.2
 """The default hop: one window per stream every 200 ms."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avstream.scenes import UNKNOWN
-from avstream.smoothing import Smoother, SmoothingConfig
+from avstream.stream.smoothing import Smoother, SmoothingConfig
 
 CLASSES = ("a", "b", "c", "d")
 

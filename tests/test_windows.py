@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avstream.buffers import FrameStore
 from avstream.media.frames import resize_frame
 from avstream.sources.base import VideoFrame
-from avstream.windows import (
+from avstream.stream.buffers import FrameStore
+from avstream.stream.windows import (
     DEFAULT_HOP_MS,
     SlotGrid,
     WindowScheduler,

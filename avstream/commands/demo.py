@@ -16,9 +16,9 @@ from avstream.outputs.collect import Collect
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
 from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.outputs.network import DEMO_NAME
-from avstream.pipeline import PipelineConfig
 from avstream.sources.base import SourceInfo
 from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import PipelineConfig
 from avstream.truth import read_truth_csv, score_timeline
 
 

@@ -14,7 +14,6 @@ import cv2
 
 from avstream.bundle.format import StreamFormat
 from avstream.commands import options as opt
-from avstream.conform import describe_conversion
 from avstream.driver import Outputs, Pace, engine_line, open_engine, pipeline_config, run_command
 from avstream.inference.engine import Engine
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
@@ -25,6 +24,7 @@ from avstream.sources.camera import parse_camera
 from avstream.sources.live import LiveOptions, LiveSource, with_video_delay
 from avstream.sources.microphone import resolve_audio_input
 from avstream.sources.stream_av import CAMERA_AUDIO
+from avstream.stream.conform import describe_conversion
 
 
 def _mic_choice(mic: str | None) -> int | str | None:
@@ -48,7 +48,7 @@ def capture_options(mic: str | None, camera: str, no_mic: bool, no_camera: bool,
 
 def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
     """What happens to the microphone's audio on the way to the model, in the words of the
-    summary (``avstream.conform.describe_conversion``)."""
+    summary (``avstream.stream.conform.describe_conversion``)."""
     if not info.has_audio:
         return "audio: none (--no-mic)"
     if info.audio_rate_hz is not None and "audio and video" in info.name:

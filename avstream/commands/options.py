@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from avstream.bundle.schema import AUTO, PRECISIONS
-from avstream.smoothing import SmoothingConfig
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
+from avstream.stream.smoothing import SmoothingConfig
+from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S
 
 SMOOTHING_DEFAULTS = SmoothingConfig()
 DEFAULT_HOP_S = DEFAULT_HOP_MS / MS_PER_S

@@ -2,7 +2,7 @@
 waveform and frame features -> probabilities.
 
 Nothing is held between calls: the per-frame feature cache and the encoding ahead of time live
-with the caller (``avstream.features``), so anything with the same members (a batching
+with the caller (``avstream.stream.features``), so anything with the same members (a batching
 front, a remote deployment) can stand in for an ``Engine``.
 
 Which probabilities a window reports depends on the inputs it has (bundle/schema.py):

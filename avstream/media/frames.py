@@ -1,6 +1,6 @@
 """Frame geometry and the frame-slot clock shared by training's cache and the daemon.
 
-A 1-s window ending at stream time t has its frame slots at t - 1 + i * 0.2 s (avstream.windows);
+A 1-s window ending at stream time t has its frame slots at t - 1 + i * 0.2 s (avstream.stream.windows);
 each slot takes the decoded frame whose container timestamp is nearest (``earlier_is_nearer``).
 Using timestamps (not frame counts) keeps audio and video aligned for variable-frame-rate files
 and cameras that drop frames.

@@ -34,7 +34,7 @@ from prometheus_client.core import (
 from avstream.outputs.http_server import Reply
 from avstream.outputs.status import StreamStatus
 from avstream.scenes import UNKNOWN
-from avstream.windows import MS_PER_S
+from avstream.stream.windows import MS_PER_S
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS_S: tuple[float, ...] = (

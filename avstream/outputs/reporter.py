@@ -13,15 +13,15 @@ from dataclasses import asdict
 
 import numpy as np
 
-from avstream.config import PipelineConfig
-from avstream.conform import describe_conversion
 from avstream.inference.api import EngineLike
 from avstream.outputs import SOURCE_OF_MODALITY, Sink, SourceWatcher
 from avstream.outputs.records import Counters, HopRecord, RunInfo
 from avstream.outputs.summary import LatencyStats, RunSummary, Timeline
-from avstream.smoothing import Smoother, SmoothingConfig
 from avstream.sources.base import ModalityLost, ModalityRestored, SourceEvent, SourceInfo
-from avstream.windows import WindowSpec
+from avstream.stream.config import PipelineConfig
+from avstream.stream.conform import describe_conversion
+from avstream.stream.smoothing import Smoother, SmoothingConfig
+from avstream.stream.windows import WindowSpec
 
 log = logging.getLogger(__name__)
 

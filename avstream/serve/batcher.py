@@ -284,7 +284,7 @@ class BatchedEngine(EngineFacade):
 
     def infer_due(self, waveform: np.ndarray | None, features: np.ndarray | None,
                   complete: float, stale_after_s: float | None) -> Any | None:
-        """``avstream.arrivals.SharedEngine``: the window is dropped (None) when its batch
+        """``avstream.stream.arrivals.SharedEngine``: the window is dropped (None) when its batch
         starts more than ``stale_after_s`` after its media was complete."""
         if waveform is None and features is None:
             raise ValueError("a window needs audio or frame features")

@@ -31,7 +31,6 @@ from avstream.bundle.schema import AUTO
 from avstream.driver import Outputs, pipeline_config
 from avstream.errors import AvstreamError
 from avstream.outputs.http_config import HttpConfig
-from avstream.pipeline import PipelineConfig
 from avstream.serve.outputs_config import site_http, site_outputs, stream_outputs
 from avstream.serve.toml_values import (
     device,
@@ -41,10 +40,11 @@ from avstream.serve.toml_values import (
     typed,
     unknown,
 )
-from avstream.smoothing import SmoothingConfig
 from avstream.sources.live import MAX_VIDEO_DELAY_S
 from avstream.sources.stream_av import CAMERA_AUDIO
-from avstream.windows import DEFAULT_HOP_MS, MS_PER_S
+from avstream.stream.pipeline import PipelineConfig
+from avstream.stream.smoothing import SmoothingConfig
+from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S
 
 Pace = Literal["live", "fast"]
 PACES: tuple[str, ...] = ("live", "fast")

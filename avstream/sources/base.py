@@ -1,7 +1,7 @@
 """What every source hands the pipeline: timestamped audio blocks, frames and status events.
 
 There is one clock. Every record carries stream seconds: container timestamps for a file, the
-monotonic clock at capture (``avstream.clock.WallClock``) for live devices. A source delivers
+monotonic clock at capture (``avstream.stream.clock.WallClock``) for live devices. A source delivers
 media as it comes (native sample rate, channel count, resolution and frame rate); converting to
 the model's format is the pipeline's job, so a file and a microphone go through the very same
 resampler, down-mix, resize and window code.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from avstream.clock import WallClock
+    from avstream.stream.clock import WallClock
 
 
 class Modality(StrEnum):
@@ -213,7 +213,7 @@ class Source(Protocol):
     run must then fail. None after a normal end or a stop."""
     exact_arrivals: bool = False
     """The source hands each event over exactly when ``available_at`` says (a paced replay), so
-    the pipeline can take that as its arrival (``avstream.arrivals``)."""
+    the pipeline can take that as its arrival (``avstream.stream.arrivals``)."""
 
     @property
     def info(self) -> SourceInfo: ...

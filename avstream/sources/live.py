@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from avstream.clock import WallClock
-from avstream.config import PipelineConfig
 from avstream.errors import AvstreamError, DeviceError
 from avstream.sources.base import Idle, Modality, ModalityLost, Source, SourceEvent, SourceInfo
 from avstream.sources.camera import describe_camera
 from avstream.sources.devices import AUDIO_RESYNC_S, AudioTimeline, CameraSource, MicrophoneSource
 from avstream.sources.microphone import AudioInput, resolve_audio_input
 from avstream.sources.stream_av import CAMERA_AUDIO, CameraStreamSource
+from avstream.stream.clock import WallClock
+from avstream.stream.config import PipelineConfig
 
 __all__ = ["AUDIO_RESYNC_S", "AudioTimeline", "LiveOptions", "LiveSource"]
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The PortAudio callback runs on a real-time thread: it only stamps the block with
 clock, copies it into a preallocated ring under a lock and wakes the consumer. Everything else
 happens on the consumer's side: blocks are timed and handed over in the device's own format by
 ``avstream/sources/live.py``, and resampled and channel-mapped with a file's audio by the
-pipeline (``avstream/conform.py``), so a slow consumer costs counted dropped samples, never a
+pipeline (``avstream/stream/conform.py``), so a slow consumer costs counted dropped samples, never a
 late callback.
 
 ``sounddevice`` is imported here and only when a device is listed or opened: without the

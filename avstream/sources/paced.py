@@ -25,7 +25,6 @@ import itertools
 import threading
 from collections.abc import Iterator
 
-from avstream.clock import WallClock
 from avstream.sources.base import (
     AudioBlock,
     Modality,
@@ -36,6 +35,7 @@ from avstream.sources.base import (
     VideoFrame,
     available_at,
 )
+from avstream.stream.clock import WallClock
 
 MAX_REORDER_S = 3.0
 """Stream seconds one modality may be muxed ahead of another and still be put back in order
@@ -58,7 +58,7 @@ class PacedSource(Source):
 
     exact_arrivals = True
     """Each event is handed over at its availability time (or later, when the consumer is
-    late): the pipeline takes that time as its arrival (``avstream.arrivals``)."""
+    late): the pipeline takes that time as its arrival (``avstream.stream.arrivals``)."""
 
     def __init__(self, inner: Source, clock: WallClock, stop: threading.Event | None = None) -> None:
         self._inner = inner

@@ -27,8 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from avstream.clock import WallClock
 from avstream.sources.base import SourceEvent, available_at
+from avstream.stream.clock import WallClock
 
 PULL_WAITED_S = 0.005
 """A source that took longer than this to hand over an event made the pipeline wait for it."""

@@ -20,10 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avstream.buffers import AudioRing, FrameRef, FrameStore
 from avstream.bundle.format import StreamFormat
-from avstream.config import PipelineConfig
-from avstream.conform import AudioConformer
 from avstream.media.frames import resize_frame
 from avstream.results import Counters
 from avstream.sources.base import (
@@ -38,7 +35,10 @@ from avstream.sources.base import (
     SourceEvent,
     VideoFrame,
 )
-from avstream.windows import MS_PER_S, SlotGrid, Window, WindowScheduler, WindowSpec
+from avstream.stream.buffers import AudioRing, FrameRef, FrameStore
+from avstream.stream.config import PipelineConfig
+from avstream.stream.conform import AudioConformer
+from avstream.stream.windows import MS_PER_S, SlotGrid, Window, WindowScheduler, WindowSpec
 
 log = logging.getLogger(__name__)
 

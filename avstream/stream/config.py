@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from avstream.smoothing import SmoothingConfig
-from avstream.windows import DEFAULT_HOP_MS
+from avstream.stream.smoothing import SmoothingConfig
+from avstream.stream.windows import DEFAULT_HOP_MS
 
 
 @dataclass(frozen=True)

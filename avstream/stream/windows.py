@@ -17,7 +17,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from avstream.timebase import FRAME_PERIOD_MS, FRAMES_PER_WINDOW, MS_PER_S, WINDOW_SECONDS, exact_div
+from avstream.timebase import (
+    FRAME_PERIOD_MS,
+    FRAMES_PER_WINDOW,
+    MS_PER_S,
+    WINDOW_SECONDS,
+    exact_div,
+)
 
 WINDOW_MS = WINDOW_SECONDS * MS_PER_S  # 1000 ms
 DEFAULT_HOP_MS = FRAME_PERIOD_MS  # 200 ms: one new frame slot per hop

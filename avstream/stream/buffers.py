@@ -15,7 +15,7 @@ import numpy as np
 
 from avstream.media.frames import TIE_S, earlier_is_nearer
 from avstream.sources.base import VideoFrame
-from avstream.windows import SlotGrid
+from avstream.stream.windows import SlotGrid
 
 ResizeFn = Callable[[np.ndarray, int], np.ndarray]
 

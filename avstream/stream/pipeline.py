@@ -7,7 +7,7 @@ encoder at once; each complete window runs the audio graph and the head on its o
 
 With a wall clock (live capture, ``--realtime`` replay) a complete window that waited for the
 engine more than ``stale_after_s`` is dropped; media that merely arrived late is never a reason
-to drop (``avstream.arrivals``). Without one (``--fast``) the output depends on the stream alone.
+to drop (``avstream.stream.arrivals``). Without one (``--fast``) the output depends on the stream alone.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import threading
 import time
 from collections.abc import Sequence
 
-from avstream.arrivals import Arrivals, infer_window
-from avstream.assembly import ReadyWindow, WindowAssembler
-from avstream.clock import WallClock
-from avstream.config import PipelineConfig
-from avstream.features import FrameFeatures
 from avstream.inference.api import EngineLike
 from avstream.outputs import Sink
 from avstream.outputs.reporter import Reporter, run_info
 from avstream.outputs.summary import RunSummary
 from avstream.sources.base import Modality, Source, SourceEvent, SourceInfo
+from avstream.stream.arrivals import Arrivals, infer_window
+from avstream.stream.assembly import ReadyWindow, WindowAssembler
+from avstream.stream.clock import WallClock
+from avstream.stream.config import PipelineConfig
+from avstream.stream.features import FrameFeatures
 
 __all__ = ["Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)

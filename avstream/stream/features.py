@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from avstream.buffers import FrameRef
+from avstream.stream.buffers import FrameRef
 
 log = logging.getLogger(__name__)
 
