@@ -148,8 +148,8 @@ def part_streams(args: argparse.Namespace) -> dict[str, Any]:
     rule, each run ``STREAM_SECONDS`` long), stopped before ``args.deadline``."""
     import tempfile
 
-    from bench.stream import recording
     from bench.streams import STREAM_COUNTS, expected_windows, trial
+    from bench.throughput import recording
 
     _ort_provider(args.device)  # serve's default providers put CUDA first where it exists
     bundle = _bundle(args)

@@ -1,6 +1,6 @@
 """Memory and pace over a long replay: RSS sampled against stream time, its peak, its growth.
 
-Shared by ``bench/stream.py`` (throughput, CPU and memory) and ``bench/soak.py`` (30 minutes at
+Shared by ``bench/throughput.py`` (throughput, CPU and memory) and ``bench/soak.py`` (30 minutes at
 live pace).
 """
 

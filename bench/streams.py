@@ -3,7 +3,7 @@
     python bench/streams.py [--json] [--seconds 15] [--max-streams 16] [--demo BUNDLE]
 
 For each bundle (the paper model as int8, untrained, built by ``bench.common.prepare_bundle``;
-and the demo bundle: ``avstream demo``'s if built, else its graphs untrained), N copies of a synthetic recording (bench/stream.py's,
+and the demo bundle: ``avstream demo``'s if built, else its graphs untrained), N copies of a synthetic recording (bench/throughput.py's,
 ``--seconds`` long) are played at live pace, N = 1, 2, 3, 4, 6, 8, 12, ... up to
 ``--max-streams``, in two ways side by side:
 
@@ -301,7 +301,7 @@ def demo_bundle(cache: Path | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from bench.stream import recording
+    from bench.throughput import recording
 
     t0 = time.monotonic()
     report: dict[str, Any] = {"machine": machine_info().to_dict(), "seconds": args.seconds,

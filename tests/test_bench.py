@@ -80,7 +80,7 @@ def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None
 
 
 def test_stream_reports_every_figure(bench_cache: Path) -> None:
-    report = _run("stream.py", "--config", "small", "--minutes", "0.2",
+    report = _run("throughput.py", "--config", "small", "--minutes", "0.2",
                   "--uncached-minutes", "0.1", "--idle-seconds", "0.5",
                   "--cache", str(bench_cache))
     for key in STREAM_KEYS:

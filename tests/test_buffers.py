@@ -61,7 +61,7 @@ def test_ring_restarts_after_a_long_gap_instead_of_inventing_audio() -> None:
     ring = AudioRing(channels=2, capacity=100, max_fill=10)
     ring.write(0, ramp(2, 0, 40))
     ring.write(70, ramp(2, 70, 20))  # 30 missing > max_fill
-    assert ring.restarts == 1
+    assert ring.filled_samples == 0  # the 30 missing samples are not made up as silence
     assert ring.valid_from == 70
     assert not ring.covers(30, 90, 10)  # reaches 40 samples before the restart
     assert ring.covers(62, 90, 10)  # 8 leading samples of silence are tolerated
@@ -87,8 +87,10 @@ def test_ring_reset_forgets_everything() -> None:
     ring = AudioRing(channels=2, capacity=50, max_fill=5)
     ring.write(0, ramp(2, 0, 80))
     ring.write(90, ramp(2, 90, 10))
+    assert (ring.head, ring.valid_from) == (100, 90)  # the 10-sample gap restarted the ring
     ring.reset()
-    assert ring.head is None and ring.restarts == 0 and ring.late_samples == 0
+    assert ring.head is None and ring.valid_from == 0
+    assert ring.filled_samples == 0 and ring.late_samples == 0
     assert not ring.covers(0, 10, 0)
     ring.write(7, ramp(2, 7, 10))
     out = np.empty((2, 10), dtype=np.float32)

@@ -58,6 +58,15 @@ def test_a_good_config_gives_each_stream_its_source_options_and_outputs(tmp_path
     assert cam.outputs.jsonl is None
 
 
+@pytest.mark.parametrize(("written", "read"), [("realtime", "realtime"), ("live", "realtime"),
+                                               (None, "realtime"), ("fast", "fast")])
+def test_pace_is_realtime_or_fast_and_live_is_read_as_realtime(
+        tmp_path: Path, written: str | None, read: str) -> None:
+    pace = "" if written is None else f'pace = "{written}"\n'
+    (stream,) = parse(tmp_path, f'model = "b"\n[streams.x]\nfile = "clip.mp4"\n{pace}').streams
+    assert stream.pace == read
+
+
 def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     text = (REPO / "examples" / "serve.toml").read_text()
     (tmp_path / "recordings").mkdir()
@@ -78,7 +87,7 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     ('model = "b"\n[streams.x]\n', "streams.x", "either file = PATH, or camera and/or mic"),
     ('model = "b"\n[streams.x]\nfile = "clip.mp4"\ncamera = 1\n', "streams.x", "either file"),
     ('model = "b"\n[streams.x]\nfile = "missing.mp4"\n', "streams.x.file", "a media file"),
-    ('model = "b"\n[streams.x]\nfile = "clip.mp4"\npace = "slow"\n', "streams.x.pace", "live, fast"),
+    ('model = "b"\n[streams.x]\nfile = "clip.mp4"\npace = "slow"\n', "streams.x.pace", "realtime, fast"),
     ('model = "b"\n[streams.x]\ncamera = true\n', "streams.x.camera", "a device index"),
     ('model = "b"\n[streams.x]\ncamera = 0\nhop = 0.0001\n', "streams.x", "hop"),
     ('model = "b"\n[streams.x]\ncamera = 0\nsmoothing = "median"\n', "streams.x", "mean"),

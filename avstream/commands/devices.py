@@ -7,8 +7,8 @@ import sys
 
 import typer
 
-from avstream.devices import DeviceList, list_devices
 from avstream.errors import DeviceError
+from avstream.sources.inventory import DeviceList, list_devices
 
 
 def devices(

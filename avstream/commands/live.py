@@ -20,18 +20,11 @@ from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
 from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.scenes import trained_on_warning
 from avstream.sources.base import SourceInfo
-from avstream.sources.camera import parse_camera
+from avstream.sources.device_spec import parse_device
 from avstream.sources.live import LiveOptions, LiveSource, with_video_delay
 from avstream.sources.microphone import resolve_audio_input
 from avstream.sources.stream_av import CAMERA_AUDIO
 from avstream.stream.conform import describe_conversion
-
-
-def _mic_choice(mic: str | None) -> int | str | None:
-    if mic is None:
-        return None
-    text = mic.strip()
-    return int(text) if text.isdigit() else text
 
 
 def capture_options(mic: str | None, camera: str, no_mic: bool, no_camera: bool,
@@ -41,8 +34,8 @@ def capture_options(mic: str | None, camera: str, no_mic: bool, no_camera: bool,
     stream's own audio track, with no PortAudio involved."""
     camera_audio = not no_mic and mic is not None and mic.strip() == CAMERA_AUDIO
     device = (None if no_mic else CAMERA_AUDIO if camera_audio
-              else resolve_audio_input(_mic_choice(mic)))
-    return LiveOptions(mic=device, camera=parse_camera(camera), use_mic=not no_mic,
+              else resolve_audio_input(None if mic is None else parse_device(mic)))
+    return LiveOptions(mic=device, camera=parse_device(camera), use_mic=not no_mic,
                        use_camera=not no_camera, video_delay_s=video_delay_s)
 
 

@@ -56,8 +56,6 @@ Ray = Annotated[str | None, typer.Option(
     "--ray", metavar="[ADDRESS]",
     help="Run on Ray: alone, a local Ray instance; with an address (auto, HOST:PORT, "
          "ray://HOST:PORT), that cluster. Needs the cluster extra.")]
-RAY_FLAG = "--ray"
-"""Given with no value, ``--ray`` means a local instance (see ``avstream.cli.bare_option``)."""
 
 # Network outputs (avstream/outputs/network.py). The live service's MQTT URL and the HTTP token
 # also come from the environment, so a service's secrets need not be on its command line.

@@ -46,8 +46,11 @@ from avstream.stream.pipeline import PipelineConfig
 from avstream.stream.smoothing import SmoothingConfig
 from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S
 
-Pace = Literal["live", "fast"]
-PACES: tuple[str, ...] = ("live", "fast")
+Pace = Literal["realtime", "fast"]
+PACES: tuple[str, ...] = ("realtime", "fast")
+"""``realtime``: at the file's own pace (replay's ``--realtime``); ``fast``: as fast as it decodes."""
+PACE_ALIASES: dict[str, Pace] = {"live": "realtime"}
+"""Older spellings still read: ``pace = "live"`` (before the word matched replay's)."""
 DEFAULT_MAX_BATCH = 16
 DEFAULT_MAX_BATCH_WAIT_MS = 20.0
 """A tenth of the default 200-ms hop: what a window may lose waiting for other streams."""
@@ -93,7 +96,7 @@ class StreamConfig:
     file: Path | None = None
     audio: Path | None = None
     """A WAV paired with ``file``'s video (TAU style)."""
-    pace: Pace = "live"
+    pace: Pace = "realtime"
     camera: int | str | None = None
     mic: int | str | None = None
     """A PortAudio index or name substring, or ``DEFAULT_MIC``."""
@@ -158,9 +161,11 @@ def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any],
     if place is not None:
         typed(path, f"{where}.place", place, (str,), "a Ray custom resource name")
     if has_file:
-        pace = table.get("pace", "live")
+        pace = table.get("pace", "realtime")
+        pace = PACE_ALIASES.get(pace, pace) if isinstance(pace, str) else pace
         if pace not in PACES:
-            raise fail(path, f"{where}.pace", f"{pace!r}", f"one of {', '.join(PACES)}")
+            raise fail(path, f"{where}.pace", f"{pace!r}",
+                       f"one of {', '.join(PACES)} (live: the old name of realtime)")
         file = file_path(path, f"{where}.file", table["file"])
         if not file.is_file():
             raise fail(path, f"{where}.file", f"{file} does not exist", "a media file")

@@ -1,7 +1,7 @@
 """One named stream of ``avstream serve``: its source, its own pipeline, its outputs, its thread.
 
 A stream runs ``avstream.driver.drive`` exactly as ``replay`` and ``live`` do (a file stream
-``pace = "live"`` is replay's ``--realtime``), with a stand-in engine whose calls join other
+``pace = "realtime"`` is replay's ``--realtime``), with a stand-in engine whose calls join other
 streams' batches. Its faults stay its own: a camera or microphone that fails is handled inside
 ``LiveSource`` (the stream goes audio-only or video-only and reconnects); when all its devices
 are gone (the source gives up) or cannot be opened, the stream starts again after a backoff,

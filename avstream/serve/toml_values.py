@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from avstream.errors import AvstreamError
+from avstream.sources.device_spec import parse_device
 
 ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FLAG_KEYS: dict[str, str] = {"--mqtt-hop-rate": "mqtt_hop_rate_hz", "--http-token": "http_token",
@@ -77,9 +78,7 @@ def key_names(message: str) -> str:
 def device(path: Path, entry: str, value: Any) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         raise fail(path, entry, f"{value!r}", "a device index or a name/URL string")
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return value
+    return parse_device(value)
 
 
 def file_path(path: Path, entry: str, value: Any) -> Path:

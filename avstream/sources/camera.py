@@ -38,16 +38,6 @@ CLOSE_WAIT_S: Final[float] = 1.5  # longer than one read timeout
 EVENTS_KEPT: Final[int] = 64  # unread status events beyond this are dropped (and counted)
 
 
-def parse_camera(spec: str | int) -> int | str:
-    """``--camera`` value: a device index ("0") or a stream URL, as OpenCV opens them."""
-    if isinstance(spec, int):
-        return spec
-    text = spec.strip()
-    if text.isdigit():
-        return int(text)
-    return text
-
-
 def describe_camera(source: int | str) -> str:
     return f"camera {source}" if isinstance(source, int) else f"camera stream {source}"
 

@@ -1,6 +1,6 @@
 """A microphone and a camera as one ``Source`` on one clock: stream seconds = monotonic - origin.
 
-``LiveSource`` merges a ``MicrophoneSource`` and a ``CameraSource`` (``avstream.sources.devices``).
+``LiveSource`` merges a ``MicrophoneSource`` and a ``CameraSource`` (``avstream.sources.capture``).
 Both devices stamp their data with ``time.monotonic()`` where it is captured (the PortAudio
 callback, the camera's reader thread), so audio and video line up however late the consumer
 looks; the capture threads wake the merge loop when they have something. Media is passed on in
@@ -26,7 +26,7 @@ from typing import Final
 from avstream.errors import AvstreamError, DeviceError
 from avstream.sources.base import Idle, Modality, ModalityLost, Source, SourceEvent, SourceInfo
 from avstream.sources.camera import describe_camera
-from avstream.sources.devices import AUDIO_RESYNC_S, AudioTimeline, CameraSource, MicrophoneSource
+from avstream.sources.capture import AUDIO_RESYNC_S, AudioTimeline, CameraSource, MicrophoneSource
 from avstream.sources.microphone import AudioInput, resolve_audio_input
 from avstream.sources.stream_av import CAMERA_AUDIO, CameraStreamSource
 from avstream.stream.clock import WallClock

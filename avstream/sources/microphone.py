@@ -23,6 +23,7 @@ from typing import Any, Final
 import numpy as np
 
 from avstream.errors import DeviceError
+from avstream.sources.device_spec import parse_device
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,9 @@ def resolve_audio_input(device: int | str | None) -> AudioInput:
         if inputs:
             return inputs[0]
         raise DeviceError(f"no audio input device found: {_inputs_line(inputs)}")
-    if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
-        index = int(device)
+    device = parse_device(device)
+    if isinstance(device, int):
+        index = device
         for i in inputs:
             if i.index == index:
                 return i

@@ -47,7 +47,6 @@ class AudioRing:
         """First absolute index of the current run of real (or briefly filled) audio."""
         self.filled_samples = 0
         self.late_samples = 0
-        self.restarts = 0
 
     @property
     def channels(self) -> int:
@@ -78,7 +77,6 @@ class AudioRing:
         n = x.shape[1]
         if self.head is None or start - self.head > self.max_fill:
             if self.head is not None:
-                self.restarts += 1
                 log.debug("audio ring restarts at %d after a gap of %d samples", start,
                           start - self.head)
             self._data[:] = 0.0

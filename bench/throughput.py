@@ -1,6 +1,6 @@
 """Throughput, CPU and memory of the daemon's own pipeline over a long recording, ``--fast``.
 
-    python bench/stream.py [--json] [--config paper|small] [--model BUNDLE] [--minutes 10]
+    python bench/throughput.py [--json] [--config paper|small] [--model BUNDLE] [--minutes 10]
 
 The recording is a synthetic stream (H.264 320x240 at 15 fps + AAC 48 kHz stereo) moving
 through the ten scenes, written once by ``training.synth.stream`` and cached. It is replayed
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/stream.py`: make the repo root importable
+if __package__ in (None, ""):  # run as `python bench/throughput.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -69,7 +69,7 @@ from bench.memory import (  # noqa: E402
     rtf_by_minute,
 )
 
-log = logging.getLogger("bench.stream")
+log = logging.getLogger("bench.throughput")
 
 DEFAULT_MINUTES = 10.0
 DEFAULT_UNCACHED_MINUTES = 1.0
@@ -350,7 +350,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return bench_main("bench/stream.py", parse_args(argv), run, render)
+    return bench_main("bench/throughput.py", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":
