@@ -1,6 +1,6 @@
 """Everything worth knowing about this project on one GPU, in one command of under 8 minutes.
 
-    python bench/gpu.py [--json] [--out FILE] [--bundle BUNDLE]      (or: python -m bench.gpu)
+    python -m bench.gpu [--json] [--out FILE] [--bundle BUNDLE]
 
 A GPU may be lent for minutes, not hours, so the measurement is prepared: each part below runs
 in its own child process with its own time limit (a crash or hang in one is reported, the
@@ -40,9 +40,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-if __package__ in (None, ""):  # run as `python bench/gpu.py`: make the repo root importable
-    sys.path.insert(0, str(REPO))
-
 TOTAL_LIMIT_S = 450.0
 """7.5 minutes for all parts: the command must finish in under 8 on one GPU."""
 PART_LIMIT_S: dict[str, float] = {"bundle": 210.0, "ort_frames": 45.0, "delay": 45.0,

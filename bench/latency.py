@@ -1,6 +1,6 @@
 """Per-hop latency of the daemon, stage by stage, against the PyTorch eager loop a user would write.
 
-    python bench/latency.py [--json] [--config paper|small] [--model BUNDLE ...] [--iters N]
+    python -m bench.latency [--json] [--config paper|small] [--model BUNDLE ...] [--iters N]
 
 What a "hop" is here: exactly what the daemon does every 0.2 s at the default hop. The
 daemon's own ``Pipeline`` (conformer, audio ring, frame store with its INTER_AREA resize,
@@ -26,17 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/latency.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from avstream.bundle.loader import load_bundle  # noqa: E402
-from avstream.bundle.schema import AUTO  # noqa: E402
-from avstream.inference.engine import Engine  # noqa: E402
-from avstream.inference.session import CPU, SessionConfig  # noqa: E402
-from avstream.stream.windows import DEFAULT_HOP_MS  # noqa: E402
-from bench.common import (  # noqa: E402
+from avstream.bundle.loader import load_bundle
+from avstream.bundle.schema import AUTO
+from avstream.inference.engine import Engine
+from avstream.inference.session import CPU, SessionConfig
+from avstream.stream.windows import DEFAULT_HOP_MS
+from bench.common import (
     CONFIG_NAMES,
     MODEL_SEED,
     PROVIDER_SHORT,
@@ -53,9 +50,9 @@ from bench.common import (  # noqa: E402
     table,
     timed_providers,
 )
-from bench.eager import time_torch_eager  # noqa: E402
-from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData, time_daemon_hops  # noqa: E402
-from bench.pipelined import PAIRED_ROUNDS, pipelined_keys, time_paced_pair  # noqa: E402
+from bench.eager import time_torch_eager
+from bench.hops import CAMERA_HEIGHT, CAMERA_WIDTH, HopData, time_daemon_hops
+from bench.pipelined import PAIRED_ROUNDS, pipelined_keys, time_paced_pair
 
 log = logging.getLogger("bench.latency")
 

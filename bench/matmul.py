@@ -1,6 +1,6 @@
 """The machine's fp32 matrix-multiply rate: the ceiling for a VGG16 frame encode on the CPU.
 
-    python bench/matmul.py [--size 2048] [--repeats 10] [--json]
+    python -m bench.matmul [--size 2048] [--repeats 10] [--json]
 
 Times numpy's float32 ``a @ b`` for two size x size matrices (BLAS SGEMM, all cores it uses)
 and reports the best of ``repeats`` runs as GFLOP/s (2 x size^3 floating-point operations each).

@@ -1,6 +1,6 @@
 """The hop latency distribution per variant as a PNG (matplotlib, Agg: no display needed).
 
-    python bench/plot.py LATENCY_JSON [-o bench/hop_latency.png]
+    python -m bench.plot LATENCY_JSON [-o bench/hop_latency.png]
 
 LATENCY_JSON is what ``bench/latency.py --out`` wrote; its ``hop_samples_ms`` holds every timed
 hop of every variant.

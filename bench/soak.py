@@ -1,6 +1,6 @@
 """Soak: the daemon at live pace for a long time (default 30 minutes), with camera losses.
 
-    python bench/soak.py [--minutes 30] [--json] [--out FILE] [--cache-dir DEMO_CACHE]
+    python -m bench.soak [--minutes 30] [--json] [--out FILE] [--cache-dir DEMO_CACHE]
                          [--model BUNDLE --recording MP4]   # default: the demo's assets
 
 A recording with known scenes (the demo's, or MP4 with its ``.csv`` truth beside it) is looped
@@ -24,15 +24,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/soak.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from avstream.bundle.schema import AUTO  # noqa: E402
-from avstream.demo import cached_assets, default_cache_dir  # noqa: E402
-from avstream.driver import drive, open_engine  # noqa: E402
-from avstream.errors import AvstreamError  # noqa: E402
-from avstream.outputs.records import HopRecord  # noqa: E402
-from avstream.sources.base import (  # noqa: E402
+from avstream.bundle.schema import AUTO
+from avstream.demo import cached_assets, default_cache_dir
+from avstream.driver import drive, open_engine
+from avstream.errors import AvstreamError
+from avstream.outputs.records import HopRecord
+from avstream.sources.base import (
     AudioBlock,
     Modality,
     ModalityLost,
@@ -42,11 +39,11 @@ from avstream.sources.base import (  # noqa: E402
     SourceInfo,
     VideoFrame,
 )
-from avstream.sources.media_file import MediaFileSource  # noqa: E402
-from avstream.stream.pipeline import PipelineConfig  # noqa: E402
-from avstream.truth import Interval, read_truth_csv, score_timeline  # noqa: E402
-from bench.common import bench_main, load_average, machine_info  # noqa: E402
-from bench.memory import PeakRss, ProgressSink, rss_growth  # noqa: E402
+from avstream.sources.media_file import MediaFileSource
+from avstream.stream.pipeline import PipelineConfig
+from avstream.truth import Interval, read_truth_csv, score_timeline
+from bench.common import bench_main, load_average, machine_info
+from bench.memory import PeakRss, ProgressSink, rss_growth
 
 log = logging.getLogger("bench.soak")
 

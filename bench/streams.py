@@ -1,13 +1,13 @@
 """Many streams on one machine: one ``avstream serve`` batching vs N ``avstream replay --realtime``.
 
-    python bench/streams.py [--json] [--seconds 15] [--max-streams 16] [--demo BUNDLE]
+    python -m bench.streams [--json] [--seconds 15] [--max-streams 16] [--demo BUNDLE]
 
 For each bundle (the paper model as int8, untrained, built by ``bench.common.prepare_bundle``;
 and the demo bundle: ``avstream demo``'s if built, else its graphs untrained), N copies of a synthetic recording (bench/throughput.py's,
 ``--seconds`` long) are played at live pace, N = 1, 2, 3, 4, 6, 8, 12, ... up to
 ``--max-streams``, in two ways side by side:
 
-- batched: one ``avstream serve`` process with N file streams (``pace = "live"``), one set of
+- batched: one ``avstream serve`` process with N file streams (``pace = "realtime"``), one set of
   sessions, frame encodes and windows batched across streams;
 - processes: N ``avstream replay --realtime`` processes.
 
@@ -48,13 +48,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/streams.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import psutil
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-
-from bench.common import bench_main, load_average, machine_info, prepare_bundle, table  # noqa: E402
+from bench.common import bench_main, load_average, machine_info, prepare_bundle, table
 
 log = logging.getLogger("bench.streams")
 

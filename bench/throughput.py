@@ -1,6 +1,6 @@
 """Throughput, CPU and memory of the daemon's own pipeline over a long recording, ``--fast``.
 
-    python bench/throughput.py [--json] [--config paper|small] [--model BUNDLE] [--minutes 10]
+    python -m bench.throughput [--json] [--config paper|small] [--model BUNDLE] [--minutes 10]
 
 The recording is a synthetic stream (H.264 320x240 at 15 fps + AAC 48 kHz stereo) moving
 through the ten scenes, written once by ``training.synth.stream`` and cached. It is replayed
@@ -29,27 +29,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/throughput.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import psutil
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-
-from avstream.bundle import schema  # noqa: E402
-from avstream.bundle.loader import load_bundle  # noqa: E402
-from avstream.inference.engine import Engine  # noqa: E402
-from avstream.inference.session import SessionConfig  # noqa: E402
-from avstream.outputs.summary import RunSummary  # noqa: E402
-from avstream.scenes import SCENES  # noqa: E402
-from avstream.sources.base import Idle, Source, SourceEvent, SourceInfo  # noqa: E402
-from avstream.sources.live import IDLE_EVERY_S  # noqa: E402
-from avstream.sources.media_file import MediaFileSource  # noqa: E402
-from avstream.stream.buffers import FrameRef  # noqa: E402
-from avstream.stream.clock import WallClock  # noqa: E402
-from avstream.stream.features import FrameFeatures  # noqa: E402
-from avstream.stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S  # noqa: E402
-from bench.common import (  # noqa: E402
+from avstream.bundle import schema
+from avstream.bundle.loader import load_bundle
+from avstream.inference.engine import Engine
+from avstream.inference.session import SessionConfig
+from avstream.outputs.summary import RunSummary
+from avstream.scenes import SCENES
+from avstream.sources.base import Idle, Source, SourceEvent, SourceInfo
+from avstream.sources.live import IDLE_EVERY_S
+from avstream.sources.media_file import MediaFileSource
+from avstream.stream.buffers import FrameRef
+from avstream.stream.clock import WallClock
+from avstream.stream.features import FrameFeatures
+from avstream.stream.pipeline import Pipeline, PipelineConfig
+from avstream.stream.windows import DEFAULT_HOP_MS, MS_PER_S
+from bench.common import (
     CONFIG_NAMES,
     bench_main,
     cache_root,
@@ -58,7 +55,7 @@ from bench.common import (  # noqa: E402
     machine_info,
     prepare_bundle,
 )
-from bench.memory import (  # noqa: E402
+from bench.memory import (
     MB,
     RSS_SAMPLE_S,
     S_PER_MIN,

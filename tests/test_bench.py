@@ -32,8 +32,9 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-def _run(script: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--json", *args],
+def _run(module: str, *args: str) -> dict:
+    """``python -m bench.MODULE --json ARGS`` from the repo root, as docs/benchmarks.md runs it."""
+    proc = subprocess.run([sys.executable, "-m", f"bench.{module}", "--json", *args],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -45,7 +46,7 @@ def _is_number(x: object) -> bool:
 
 def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None:
     png = tmp_path / "hop.png"
-    report = _run("latency.py", "--config", "small", "--iters", "4", "--warmup", "1",
+    report = _run("latency", "--config", "small", "--iters", "4", "--warmup", "1",
                   "--rounds", "2", "--cache", str(bench_cache), "--plot", str(png))
     for key in LATENCY_KEYS:
         assert _is_number(report[key]), (key, report[key])
@@ -80,7 +81,7 @@ def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None
 
 
 def test_stream_reports_every_figure(bench_cache: Path) -> None:
-    report = _run("throughput.py", "--config", "small", "--minutes", "0.2",
+    report = _run("throughput", "--config", "small", "--minutes", "0.2",
                   "--uncached-minutes", "0.1", "--idle-seconds", "0.5",
                   "--cache", str(bench_cache))
     for key in STREAM_KEYS:
@@ -95,14 +96,13 @@ def test_stream_reports_every_figure(bench_cache: Path) -> None:
 
 
 def test_gpu_bench_without_a_gpu_says_so_in_one_line_and_exits_0() -> None:
-    """CI's path of bench/gpu.py: no GPU here, so one line and exit 0, as a script and as a
-    module."""
+    """CI's path of bench/gpu.py: no GPU here, so one line and exit 0, as JSON and as text."""
     from bench.gpu import detect_gpus
 
     gpus, _ = detect_gpus()
     if gpus:
         pytest.skip(f"this checks the path of a machine without a GPU; this one has {gpus}")
-    runs = {"json": [sys.executable, "bench/gpu.py", "--json"],
+    runs = {"json": [sys.executable, "-m", "bench.gpu", "--json"],
             "text": [sys.executable, "-m", "bench.gpu"]}
     for kind, cmd in runs.items():
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)

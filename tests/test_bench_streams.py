@@ -18,7 +18,7 @@ KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo"
 def test_bench_streams_reports_every_figure(tiny_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "streams.json"
     r = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "streams.py"), "--json", "--out", str(out),
+        [sys.executable, "-m", "bench.streams", "--json", "--out", str(out),
          "--int8", str(tiny_bundle), "--demo", str(tiny_bundle), "--seconds", "3",
          "--max-streams", "1", "--batch-files", "1", "--cache", str(tmp_path / "cache")],
         capture_output=True, text=True, timeout=600, cwd=REPO,

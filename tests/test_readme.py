@@ -1,7 +1,7 @@
 """Every command the README shows exists, with every option it is shown with.
 
-The README's code blocks are what a newcomer types. Each `avstream ...`, `python -m training|export`
-and `python bench/*.py` line is checked against the real command's own `--help`: the sub-command
+The README's code blocks are what a newcomer types. Each `avstream ...`, `python -m training|export`,
+`python -m bench.NAME` and `python bench/*.py` line is checked against the real command's own `--help`: the sub-command
 must exist and every `--option` written on the line must be one it takes. What the commands do
 is held by the tests named in tests/README.md; this test keeps the README from drifting away from
 the command line (a renamed flag, a removed command).
@@ -45,6 +45,8 @@ def program_of(words: list[str]) -> list[str] | None:
         return [sys.executable, "-m", "training", words[3]]
     if words[:3] == ["python", "-m", "export"]:
         return [sys.executable, "-m", "export"]
+    if words[:2] == ["python", "-m"] and len(words) > 2 and words[2].startswith("bench."):
+        return [sys.executable, "-m", words[2]]
     if words[:1] == ["python"] and len(words) > 1 and words[1].startswith("bench/"):
         return [sys.executable, words[1]]
     return None
