@@ -30,8 +30,11 @@ from avstream.sources.base import (
     SourceEvent,
     SourceInfo,
     VideoFrame,
+    available_at,
 )
 from avstream.sources.media_file import MediaFileSource
+from avstream.sources.paced import PacedSource
+from avstream.stream.clock import WallClock
 from avstream.stream.pipeline import Pipeline, PipelineConfig
 
 
@@ -119,6 +122,48 @@ def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
     assert fast.summary.counters.hops_dropped == 0 and len(fast.records) == 11
     assert fast.summary.counters.windows_late_media == 0
     assert not [r for r in caplog.records if "inference is behind" in r.getMessage()]
+
+
+LATE_S = 0.5
+"""How long after it was available each event of ``LateSource`` reaches the pipeline."""
+
+
+class LateSource(Source):
+    """A realtime replay whose media reaches the pipeline ``LATE_S`` after it was available (a
+    camera behind a slow link): each event is handed over late, not queued while the pipeline
+    was busy, so its arrival is the moment it was handed over."""
+
+    def __init__(self, inner: PacedSource, clock: WallClock) -> None:
+        self._inner, self._clock = inner, clock
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._inner.info
+
+    def events(self) -> Iterator[SourceEvent]:
+        for event in self._inner.events():
+            at = available_at(event)
+            if at is not None:
+                self._clock.sleep_until(at + LATE_S)
+            yield event
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_late_media_in_a_realtime_replay_runs_every_window_and_is_counted_not_dropped(
+        tiny_engine: Engine, tmp_path: Path) -> None:
+    clip = write_media(tmp_path / "late.mp4", seconds=2.0)
+    fast = replay(tiny_engine, clip)
+    clock = WallClock()
+    sink = Collect()
+    late = LateSource(PacedSource(MediaFileSource(clip), clock), clock)
+    summary = Pipeline(tiny_engine, PipelineConfig(), [sink], clock=clock).run(late)
+    assert summary.info.paced == "realtime"
+    c = summary.counters
+    assert [r.t for r in sink.records] == [r.t for r in fast.records]  # every window ran
+    assert c.hops_dropped == 0  # the engine was idle: dropping would only lose labels
+    assert c.windows_late_media >= len(sink.records) // 2 > 0
 
 
 class ScriptedSource(Source):
