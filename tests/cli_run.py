@@ -7,6 +7,7 @@ code, stdout/stderr and the files written, so they survive any rewrite of the in
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -41,12 +42,26 @@ class Run:
         return [ln for ln in self.stderr.splitlines() if ln.startswith("avstream: error:")]
 
 
+def command(*args: str, patch: str | None = None) -> list[str]:
+    """The argv of ``avstream ARGS`` as a child process (after the Python source ``patch``):
+    for ``Popen``, ``timeout -s KILL``, a notify socket, where ``avstream()`` does not fit."""
+    head = ([sys.executable, "-c", PATCHED_CLI, patch] if patch is not None
+            else [sys.executable, "-m", "avstream"])
+    return [*head, *args]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment with this process's import path, so the child runs the same tree (a
+    mutant's copy included), plus ``extra``."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **extra}
+
+
 def avstream(*args: str, patch: str | None = None, env: dict[str, str] | None = None,
              timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    cmd = ([sys.executable, "-c", PATCHED_CLI, patch] if patch is not None
-           else [sys.executable, "-m", "avstream"])
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=REPO, env=env,
-                          timeout=timeout, check=False)
+    """``avstream ARGS`` run to its end from the repository's root; ``env`` replaces the whole
+    environment (default: ``child_env()``)."""
+    return subprocess.run(command(*args, patch=patch), capture_output=True, text=True, cwd=REPO,
+                          env=child_env() if env is None else env, timeout=timeout, check=False)
 
 
 def replay(media: Path, bundle: Path, out_dir: Path, *extra: str, name: str = "run",

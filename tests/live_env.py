@@ -25,7 +25,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Final, NoReturn
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_run import command as avstream_command
 
 REQUIRE_ENV: Final[str] = "AVSTREAM_REQUIRE_LIVE"
 LOOPBACK: Final[str] = "127.0.0.1"
@@ -283,10 +283,6 @@ def serve_camera(
 
 
 # --------------------------------------------------------------------------- the daemon
-
-
-def avstream_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "avstream", *args]
 
 
 @dataclass

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import av
 import numpy as np
+from cli_run import avstream
 
 from avstream.driver import drive
 from avstream.inference.engine import Engine
@@ -115,8 +115,7 @@ def replay(engine: Engine, media: Path, audio: Path | None = None,
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "avstream", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=timeout)
+    return avstream(*args, timeout=timeout)
 
 
 def stable(line: str) -> dict:

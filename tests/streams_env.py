@@ -4,13 +4,11 @@ helpers to compare JSON lines. Import the fixtures into a test module by name.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import avstream
 
 STREAM_SCENES: tuple[tuple[str, str], ...] = (("park", "metro"), ("tram", "airport"),
                                               ("bus", "street_traffic"))
@@ -65,10 +63,9 @@ def assert_same_records(got: list[dict[str, Any]], want: list[dict[str, Any]]) -
 
 def replay_fast(media: Path, bundle: Path, out: Path) -> list[dict[str, Any]]:
     """What a single ``avstream replay --fast --jsonl`` prints for ``media``."""
-    subprocess.run([sys.executable, "-m", "avstream", "replay", str(media), "--model",
-                    str(bundle), "--fast", "--jsonl", str(out), "--no-view", "--threads", "1"],
-                   check=True, capture_output=True, text=True, timeout=120,
-                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    done = avstream("replay", str(media), "--model", str(bundle), "--fast", "--jsonl", str(out),
+                    "--no-view", "--threads", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
     return read_records(out)
 
 

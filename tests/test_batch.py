@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import avstream
 from streams_env import read_records, replay_fast, three_streams  # noqa: F401
 
 from avstream.batch import RESULT_SUFFIX, FileResult, expand_inputs, output_names
@@ -20,9 +19,7 @@ BATCH_TIMEOUT_S = 180
 
 
 def run_batch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "avstream", "batch", *args],
-                          capture_output=True, text=True, timeout=BATCH_TIMEOUT_S,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    return avstream("batch", *args, timeout=BATCH_TIMEOUT_S)
 
 
 def summary_rows(out: Path) -> dict[str, dict[str, str]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from cli_run import avstream
 
 from avstream.bundle.loader import load_bundle, sha256_file
 from avstream.errors import EXIT_USAGE, BundleError
@@ -43,8 +44,7 @@ def bundle(good_bundle: Path, tmp_path: Path) -> Path:
 
 
 def _info(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "avstream", "info", str(path), *args],
-                          capture_output=True, text=True)
+    return avstream("info", str(path), *args)
 
 
 def _edit_manifest(bundle: Path, edit: Callable[[dict[str, Any]], None]) -> None:

@@ -8,7 +8,6 @@ rule it was trained with, never silently with the new one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from cli_run import avstream, child_env
 
 from avstream.bundle import schema
 from avstream.errors import EXIT_USAGE
@@ -34,9 +34,8 @@ def _export(ckpt: Path, bundle: Path) -> None:
 
 
 def _info(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}  # one line per field, unwrapped
-    return subprocess.run([sys.executable, "-m", "avstream", "info", str(bundle), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    # COLUMNS: one line per field, unwrapped
+    return avstream("info", str(bundle), *args, env=child_env(COLUMNS="200"))
 
 
 @pytest.fixture(scope="module")

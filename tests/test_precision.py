@@ -9,7 +9,6 @@ quiet substitute. The start-up line says which graph runs in which precision."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import avstream, child_env
 
 from avstream import schemas
 from avstream.bundle.loader import load_bundle
@@ -134,10 +134,9 @@ def test_the_daemon_says_which_graph_runs_in_which_precision(three_precisions: P
     bundle = _copy_with(three_precisions, tmp_path / "b", _timed(1.0))
     runs = {}
     for precision in ("auto", "fp16"):
-        r = subprocess.run([sys.executable, "-m", "avstream", "replay", str(clip), "--model",
-                            str(bundle), "--precision", precision, "--jsonl", "-",
-                            "--summary-json", str(tmp_path / f"{precision}.summary.json")],
-                           capture_output=True, text=True, cwd=REPO, timeout=300)
+        r = avstream("replay", str(clip), "--model", str(bundle), "--precision", precision,
+                     "--jsonl", "-", "--summary-json", str(tmp_path / f"{precision}.summary.json"),
+                     timeout=300)
         assert r.returncode == 0, r.stderr
         runs[precision] = r
     assert "CPUExecutionProvider, auto: frame int8, audio fp32, head fp32," in runs["auto"].stderr
@@ -147,9 +146,8 @@ def test_the_daemon_says_which_graph_runs_in_which_precision(three_precisions: P
     assert "CPUExecutionProvider, fp16," in runs["fp16"].stderr
     fp32_only = _copy_with(three_precisions, tmp_path / "fp32",
                            lambda m: [m.pop("variants"), m.pop("timings")])
-    missing = subprocess.run([sys.executable, "-m", "avstream", "replay", str(clip), "--model",
-                              str(fp32_only), "--precision", "int8"],
-                             capture_output=True, text=True, cwd=REPO, timeout=300)
+    missing = avstream("replay", str(clip), "--model", str(fp32_only), "--precision", "int8",
+                       timeout=300)
     assert missing.returncode == EXIT_USAGE
     lines = missing.stderr.strip().splitlines()
     assert len(lines) == 1 and "has no int8 graphs" in lines[0] and "Traceback" not in missing.stderr
@@ -158,16 +156,13 @@ def test_the_daemon_says_which_graph_runs_in_which_precision(three_precisions: P
 def test_info_shows_each_graphs_precisions_and_what_auto_picks_here(three_precisions: Path,
                                                                     tmp_path: Path) -> None:
     bundle = _copy_with(three_precisions, tmp_path / "b", _timed(1.0))
-    r = subprocess.run([sys.executable, "-m", "avstream", "info", str(bundle), "--json"],
-                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    r = avstream("info", str(bundle), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["timings"]["median_ms"] == SLOWER_INT8_AUDIO_MS
     if d["auto_here"]["reason"].endswith(f"on {CPU} ({d['timings']['cpu']})"):  # no GPU here
         assert d["auto_here"]["graphs"] == {"audio": "fp32", "frame": "int8", "head": "fp32"}
-    text = subprocess.run([sys.executable, "-m", "avstream", "info", str(bundle)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120,
-                          env={**os.environ, "COLUMNS": "200"})
+    text = avstream("info", str(bundle), env=child_env(COLUMNS="200"))
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     header = next(i for i, line in enumerate(lines)

@@ -70,11 +70,11 @@ SLOW_MODEL_LOAD = ("import sys, time\n"
 
 def test_sigterm_while_the_model_loads_exits_0_without_a_run(tiny_bundle: Path,
                                                              av_file: Path) -> None:
-    from cli_run import PATCHED_CLI
+    from cli_run import command
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", PATCHED_CLI, SLOW_MODEL_LOAD, "replay", str(av_file), "--model",
-         str(tiny_bundle), "--fast", "--jsonl", "-"],
+        command("replay", str(av_file), "--model", str(tiny_bundle), "--fast", "--jsonl", "-",
+                patch=SLOW_MODEL_LOAD),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None

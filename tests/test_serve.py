@@ -4,13 +4,11 @@ batched across streams, and a stream whose camera dies leaves the others running
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+from cli_run import avstream
 from live_env import camera_url, free_udp_port, kill_group, require_camera_stack, serve_camera
 from streams_env import (  # noqa: F401
     assert_same_records,
@@ -55,9 +53,7 @@ def test_serve_command_prints_a_line_per_stream_and_exits_2_for_a_bad_file(
     broken.write_bytes(three_streams[0].read_bytes()[:3000])
     cfg = write_config(tmp_path / "serve.toml", tiny_bundle,
                        {"good": file_stream(three_streams[1]), "bad": file_stream(broken)})
-    r = subprocess.run([sys.executable, "-m", "avstream", "serve", str(cfg)], capture_output=True,
-                       text=True, timeout=SERVE_TIMEOUT_S,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    r = avstream("serve", str(cfg), timeout=SERVE_TIMEOUT_S)
     assert r.returncode == EXIT_USAGE, r.stderr
     assert "Traceback" not in r.stderr
     assert "avstream: good: " in r.stderr and "end of stream" in r.stderr
@@ -65,9 +61,7 @@ def test_serve_command_prints_a_line_per_stream_and_exits_2_for_a_bad_file(
     assert len(read_records(tmp_path / "good.jsonl")) > 20
     good_only = write_config(tmp_path / "ok.toml", tiny_bundle,
                              {"good": file_stream(three_streams[1])})
-    r = subprocess.run([sys.executable, "-m", "avstream", "serve", str(good_only)],
-                       capture_output=True, text=True, timeout=SERVE_TIMEOUT_S,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    r = avstream("serve", str(good_only), timeout=SERVE_TIMEOUT_S)
     assert r.returncode == EXIT_OK, r.stderr
 
 

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cli_run import avstream
 
 from avstream.errors import EXIT_USAGE, AvstreamError
 from avstream.serve.config import (
@@ -110,18 +111,14 @@ def test_a_bad_entry_is_one_line_naming_it(tmp_path: Path, text: str, entry: str
 def test_serve_with_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "serve.toml"
     cfg.write_text('model = "b"\n[streams.lobby]\ncamera = 0\nmic = [1]\n')
-    r = subprocess.run([sys.executable, "-m", "avstream", "serve", str(cfg)], capture_output=True,
-                       text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    r = avstream("serve", str(cfg), timeout=60)
     assert r.returncode == EXIT_USAGE
     assert r.stderr.strip().splitlines() == [
         f"avstream: error: {cfg}: streams.lobby.mic: [1]; expected a device index or a "
         f"name/URL string"]
     bad_toml = tmp_path / "broken.toml"
     bad_toml.write_text("model = \n")
-    r = subprocess.run([sys.executable, "-m", "avstream", "serve", str(bad_toml)],
-                       capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    r = avstream("serve", str(bad_toml), timeout=60)
     assert r.returncode == EXIT_USAGE and len(r.stderr.strip().splitlines()) == 1
     assert "is not valid TOML" in r.stderr
 

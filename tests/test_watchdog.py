@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from cli_run import PATCHED_CLI, REPO
+from cli_run import REPO, command
 from crafted_media import frame_times, write_crafted
 from streams_env import file_stream, write_config
 
@@ -71,8 +70,7 @@ def notify_socket(path: Path) -> Iterator[list[tuple[float, str]]]:
 def run_notified(args: list[str], tmp_path: Path, patch: str | None = None
                  ) -> tuple[subprocess.CompletedProcess[str], list[tuple[float, str]]]:
     """``avstream ARGS`` under a notify socket; returns the run and the messages."""
-    cmd = ([sys.executable, "-c", PATCHED_CLI, patch, *args] if patch is not None
-           else [sys.executable, "-m", "avstream", *args])
+    cmd = command(*args, patch=patch)
     env = dict(os.environ)
     with notify_socket(tmp_path / "notify") as received:
         env[NOTIFY_SOCKET_ENV] = str(tmp_path / "notify")

@@ -1,8 +1,15 @@
-"""What the pipeline needs of an engine: ``avstream.inference.engine.Engine`` or a stand-in
-(a batching front for many streams, a remote deployment) with the same members."""
+"""The one engine protocol: what a pipeline, the frame encoder thread and the driver need of an
+engine, and the result it gives for a window.
+
+``avstream.inference.engine.Engine`` runs the bundle's graphs itself; stand-ins (serve's
+``BatchedEngine`` that batches across streams, the Ray ``RemoteEngine``, test doubles) have the
+same members and hand back the same ``InferenceResult``. This module imports no ONNX Runtime, so
+the stream core can name the protocol without loading it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -10,10 +17,14 @@ import numpy as np
 from avstream.bundle.format import StreamFormat
 
 
-class InferenceResultLike(Protocol):
+@dataclass(frozen=True, slots=True)
+class InferenceResult:
     probs: np.ndarray
+    """(classes,) float32: this window's probabilities (owned by the result)."""
     branch: str
+    """Which output ``probs`` is: final, audio or visual."""
     latency_ms: dict[str, float]
+    """Per graph run for this call: audio, head (a batch shares one figure)."""
 
 
 class EngineLike(Protocol):
@@ -23,10 +34,12 @@ class EngineLike(Protocol):
     @property
     def providers(self) -> dict[str, tuple[str, ...]]: ...
 
-    def encode_frames(self, images: np.ndarray) -> np.ndarray: ...
+    def encode_frames(self, images: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB -> (N, feature_dim) float32."""
+        ...
 
     def infer(self, waveform: np.ndarray | None, features: np.ndarray | None
-              ) -> InferenceResultLike: ...
+              ) -> InferenceResult: ...
 
     def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None
-                    ) -> list[InferenceResultLike]: ...
+                    ) -> list[InferenceResult]: ...

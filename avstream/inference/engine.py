@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from avstream.bundle import schema
 from avstream.bundle.loader import Bundle
+from avstream.inference.api import InferenceResult
 from avstream.inference.precision import AUTO, choose_precision
 from avstream.inference.session import GraphSession, SessionConfig
 
@@ -36,16 +36,6 @@ OUTPUTS: dict[str, str] = {
     "visual": schema.VISUAL_PROBS,
 }
 """Branch name -> the graph output carrying its probabilities."""
-
-
-@dataclass(frozen=True, slots=True)
-class InferenceResult:
-    probs: np.ndarray
-    """(classes,) float32: this window's probabilities (owned by the result)."""
-    branch: str
-    """Which output ``probs`` is: final, audio or visual."""
-    latency_ms: dict[str, float]
-    """Per graph run for this call: audio, head (a batch shares one figure)."""
 
 
 class Engine:

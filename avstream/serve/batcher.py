@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from avstream.bundle.format import StreamFormat
+from avstream.inference.api import InferenceResult
 from avstream.inference.session import default_intra_threads, usable_cpus
 from avstream.serve.config import BatchingConfig
 from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed, total
@@ -64,9 +66,11 @@ def lane_threads(threads: int) -> int:
 
 
 class EngineFacade:
-    """What a pipeline reads of an engine, copied from the real one; the calls go elsewhere."""
+    """The shared part of the stand-ins for ``Engine`` (``avstream.inference.api.EngineLike``,
+    the one engine protocol): what a pipeline reads of an engine, copied from the real one;
+    the calls go elsewhere (a batcher, a Ray deployment)."""
 
-    def __init__(self, format: Any, providers: dict[str, tuple[str, ...]], precision: str) -> None:
+    def __init__(self, format: StreamFormat, providers: dict[str, tuple[str, ...]], precision: str) -> None:
         self.format = format
         self.providers = providers
         self.precision = precision
@@ -74,10 +78,11 @@ class EngineFacade:
     def encode_frames(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> Any:
+    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> InferenceResult:
         raise NotImplementedError
 
-    def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None) -> list[Any]:
+    def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None
+                    ) -> list[InferenceResult]:
         """Row by row through ``infer`` (each row may join other streams' rows)."""
         n = len(waveforms) if waveforms is not None else len(features)  # type: ignore[arg-type]
         return [self.infer(None if waveforms is None else waveforms[i],

@@ -19,10 +19,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
 
 import numpy as np
 
+from avstream.inference.api import EngineLike
 from avstream.stream.buffers import FrameRef
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,10 @@ turn instead (the encoder is behind: 16 frames are 3.2 s of slots at 5 fps)."""
 _STOP = None
 
 
-class FrameEncoder(Protocol):
-    def encode_frames(self, images: np.ndarray) -> np.ndarray: ...
-
-
 class FrameFeatures:
     """The per-frame feature cache (by ``FrameRef.seq``) and its optional encoder thread."""
 
-    def __init__(self, engine: FrameEncoder, pipelined: bool, queue_frames: int = QUEUE_FRAMES) -> None:
+    def __init__(self, engine: EngineLike, pipelined: bool, queue_frames: int = QUEUE_FRAMES) -> None:
         self.engine = engine
         self.pipelined = pipelined
         self._lock = threading.Condition()
