@@ -27,7 +27,7 @@ from live_env import (
 )
 
 from avstream.errors import EXIT_DEVICE, EXIT_USAGE
-from avstream.sources.microphone import PORTAUDIO_MISSING, SOUNDDEVICE_MISSING
+from avstream.sources.audio_inputs import PORTAUDIO_MISSING, SOUNDDEVICE_MISSING
 
 CLI_TIMEOUT_S = 60
 

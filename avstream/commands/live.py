@@ -19,10 +19,10 @@ from avstream.inference.engine import Engine
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
 from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.scenes import trained_on_warning
+from avstream.sources.audio_inputs import resolve_audio_input
 from avstream.sources.base import SourceInfo
 from avstream.sources.device_spec import parse_device
 from avstream.sources.live import LiveOptions, LiveSource, with_video_delay
-from avstream.sources.microphone import resolve_audio_input
 from avstream.sources.stream_av import CAMERA_AUDIO
 from avstream.stream.conform import describe_conversion
 

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from avstream.bundle.format import StreamFormat
 from avstream.inference.api import InferenceResult
 from avstream.inference.session import default_intra_threads, usable_cpus
 from avstream.serve.config import BatchingConfig
@@ -66,11 +65,10 @@ def lane_threads(threads: int) -> int:
 
 
 class EngineFacade:
-    """The shared part of the stand-ins for ``Engine`` (``avstream.inference.api.EngineLike``,
-    the one engine protocol): what a pipeline reads of an engine, copied from the real one;
-    the calls go elsewhere (a batcher, a Ray deployment)."""
+    """The base of the stand-ins for ``Engine`` (the one protocol, ``inference.api.EngineLike``):
+    what a pipeline reads of an engine, copied from the real one; the calls go elsewhere."""
 
-    def __init__(self, format: StreamFormat, providers: dict[str, tuple[str, ...]], precision: str) -> None:
+    def __init__(self, format: Any, providers: dict[str, tuple[str, ...]], precision: str) -> None:
         self.format = format
         self.providers = providers
         self.precision = precision

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from avstream.errors import DeviceError
+from avstream.sources.audio_inputs import AudioInput
 from avstream.sources.backoff import RECONNECT, Backoff
 from avstream.sources.base import (
     AudioBlock,
@@ -32,7 +33,7 @@ from avstream.sources.base import (
     VideoFrame,
 )
 from avstream.sources.camera import Camera, GrabbedFrame, describe_camera
-from avstream.sources.microphone import AudioInput, Microphone, MicrophoneInfo
+from avstream.sources.microphone import Microphone, MicrophoneInfo
 
 log = logging.getLogger(__name__)
 

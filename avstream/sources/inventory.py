@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from avstream.errors import DeviceError
+from avstream.sources.audio_inputs import AudioInput, list_audio_inputs
 from avstream.sources.camera import open_capture_explained
-from avstream.sources.microphone import AudioInput, list_audio_inputs
 
 log = logging.getLogger(__name__)
 

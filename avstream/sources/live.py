@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from avstream.errors import AvstreamError, DeviceError
+from avstream.sources.audio_inputs import AudioInput, resolve_audio_input
 from avstream.sources.base import Idle, Modality, ModalityLost, Source, SourceEvent, SourceInfo
 from avstream.sources.camera import describe_camera
 from avstream.sources.capture import AUDIO_RESYNC_S, AudioTimeline, CameraSource, MicrophoneSource
-from avstream.sources.microphone import AudioInput, resolve_audio_input
 from avstream.sources.stream_av import CAMERA_AUDIO, CameraStreamSource
 from avstream.stream.clock import WallClock
 from avstream.stream.config import PipelineConfig
