@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from cli_run import avstream
 
 from avstream.demo import cached_assets
 
@@ -27,9 +27,8 @@ def test_demo_replays_a_cached_build_and_reports_accuracy(trained_bundle: Path,
     shutil.copy(synth_stream[1], root / "recording.csv")
     (root / "demo.json").write_text(json.dumps({"version": 1, "build_seconds": 1.0}))
     assert cached_assets(root) is not None
-    res = subprocess.run([sys.executable, "-m", "avstream", "demo", "--cache-dir", str(root),
-                          "--fast", "--no-view", "--jsonl", str(tmp_path / "demo.jsonl")],
-                         capture_output=True, text=True, timeout=600)
+    res = avstream("demo", "--cache-dir", str(root), "--fast", "--no-view", "--jsonl",
+                   str(tmp_path / "demo.jsonl"), timeout=600)
     assert res.returncode == 0, res.stderr
     assert "building" not in res.stderr  # a finished build is reused at once
     m = re.search(r"accuracy against the true scenes: ([\d.]+)% of (\d+) windows", res.stdout)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from cli_run import command
 from replay_helpers import REPO, cli, remux_keep, stable, write_media
 
 
@@ -42,8 +42,7 @@ def test_jsonl_to_stdout_and_summary_to_stderr(tiny_bundle: Path, av_file: Path)
 def test_sigterm_stops_cleanly_with_a_summary(tiny_bundle: Path, tmp_path: Path) -> None:
     clip = write_media(tmp_path / "long.mp4", seconds=8.0)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avstream", "replay", str(clip), "--model", str(tiny_bundle),
-         "--realtime", "--jsonl", "-"],
+        command("replay", str(clip), "--model", str(tiny_bundle), "--realtime", "--jsonl", "-"),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -70,8 +69,6 @@ SLOW_MODEL_LOAD = ("import sys, time\n"
 
 def test_sigterm_while_the_model_loads_exits_0_without_a_run(tiny_bundle: Path,
                                                              av_file: Path) -> None:
-    from cli_run import command
-
     proc = subprocess.Popen(
         command("replay", str(av_file), "--model", str(tiny_bundle), "--fast", "--jsonl", "-",
                 patch=SLOW_MODEL_LOAD),

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from cli_run import avstream, child_env
 
 from avstream.bundle import schema
 from export.parity import compare_bundle_to_checkpoint
@@ -38,8 +36,7 @@ def test_fp32_bundle_equals_pytorch_on_validation_windows(trained_bundle: Path,
 
 
 def test_info_json_shows_the_manifest_of_the_trained_bundle(trained_bundle: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "avstream", "info", str(trained_bundle), "--json"],
-                         capture_output=True, text=True, timeout=120)
+    res = avstream("info", str(trained_bundle), "--json")
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["verified"] is True and info["format_version"] == 2 and info["variant"] == "fp32"
@@ -88,8 +85,7 @@ def test_bundle_probabilities_are_the_calibrated_ones(trained_bundle: Path, trai
 
 
 def test_info_shows_the_temperatures(trained_bundle: Path, trained_checkpoint: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "avstream", "info", str(trained_bundle)],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    res = avstream("info", str(trained_bundle), env=child_env(COLUMNS="200"))
     assert res.returncode == 0, res.stderr
     assert "calibration" in res.stdout
     final_t = load_checkpoint(trained_checkpoint).calibration["final"]

@@ -4,19 +4,18 @@ matrix says it was recorded sideways. Both files are written here with PyAV."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from cli_run import avstream
 
 from avstream.errors import EXIT_USAGE
 from avstream.media.decode import decode_video_frames
 from avstream.sources.base import VideoFrame
 from avstream.sources.media_file import MediaFileSource
 
-REPO = Path(__file__).resolve().parents[1]
 WIDE, TALL = 96, 48
 
 
@@ -69,9 +68,7 @@ def test_a_file_shorter_than_one_window_says_so(tiny_bundle: Path, tmp_path: Pat
     from replay_helpers import write_media
 
     clip = write_media(tmp_path / "short.mp4", seconds=0.6)
-    r = subprocess.run([sys.executable, "-m", "avstream", "replay", str(clip), "--model",
-                        str(tiny_bundle), "--jsonl", "-"], capture_output=True, text=True,
-                       cwd=REPO, timeout=300)
+    r = avstream("replay", str(clip), "--model", str(tiny_bundle), "--jsonl", "-", timeout=300)
     assert r.returncode == EXIT_USAGE, r.stderr
     lines = r.stderr.strip().splitlines()
     assert "Traceback" not in r.stderr and r.stdout == ""
