@@ -2,8 +2,8 @@
 engine, and the result it gives for a window.
 
 ``avstream.inference.engine.Engine`` runs the bundle's graphs itself; stand-ins (serve's
-``BatchedEngine`` that batches across streams, the Ray ``RemoteEngine``, test doubles) have the
-same members and hand back the same ``InferenceResult``. This module imports no ONNX Runtime, so
+``BatchedEngine`` that batches across streams, the Ray ``RemoteEngine``: both ``EngineFacade``;
+test doubles) have the same members and hand back the same ``InferenceResult``. This module imports no ONNX Runtime, so
 the stream core can name the protocol without loading it.
 """
 
@@ -43,3 +43,31 @@ class EngineLike(Protocol):
 
     def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None
                     ) -> list[InferenceResult]: ...
+
+
+class EngineFacade:
+    """The base of the stand-ins (serve's ``BatchedEngine``, the Ray ``RemoteEngine``): what a
+    pipeline reads of an engine, copied from the real one; the calls go elsewhere, and
+    ``close()`` tells that elsewhere a stream's run ended."""
+
+    def __init__(self, format: StreamFormat, providers: dict[str, tuple[str, ...]],
+                 precision: str) -> None:
+        self.format = format
+        self.providers = providers
+        self.precision = precision
+
+    def encode_frames(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> InferenceResult:
+        raise NotImplementedError
+
+    def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None
+                    ) -> list[InferenceResult]:
+        """Row by row through ``infer`` (each row may join other streams' rows)."""
+        n = len(waveforms) if waveforms is not None else len(features)  # type: ignore[arg-type]
+        return [self.infer(None if waveforms is None else waveforms[i],
+                           None if features is None else features[i]) for i in range(n)]
+
+    def close(self) -> None:
+        raise NotImplementedError

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from avstream.inference.api import InferenceResult
+from avstream.inference.api import EngineFacade
 from avstream.inference.session import default_intra_threads, usable_cpus
 from avstream.serve.config import BatchingConfig
 from avstream.serve.requests import BatchStats, Kind, Request, run_batch, shed, total
@@ -62,29 +62,6 @@ def lane_threads(threads: int) -> int:
     """Intra-op threads per graph for a shared engine: 0 = the machine's default shared by the
     lanes (two graphs may run at once; more threads than cores only slows both)."""
     return threads if threads > 0 else max(1, default_intra_threads() // len(LANES))
-
-
-class EngineFacade:
-    """The base of the stand-ins for ``Engine`` (the one protocol, ``inference.api.EngineLike``):
-    what a pipeline reads of an engine, copied from the real one; the calls go elsewhere."""
-
-    def __init__(self, format: Any, providers: dict[str, tuple[str, ...]], precision: str) -> None:
-        self.format = format
-        self.providers = providers
-        self.precision = precision
-
-    def encode_frames(self, images: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> InferenceResult:
-        raise NotImplementedError
-
-    def infer_batch(self, waveforms: np.ndarray | None, features: np.ndarray | None
-                    ) -> list[InferenceResult]:
-        """Row by row through ``infer`` (each row may join other streams' rows)."""
-        n = len(waveforms) if waveforms is not None else len(features)  # type: ignore[arg-type]
-        return [self.infer(None if waveforms is None else waveforms[i],
-                           None if features is None else features[i]) for i in range(n)]
 
 
 class _Lane:

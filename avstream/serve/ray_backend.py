@@ -27,7 +27,8 @@ import ray
 from ray import serve
 
 from avstream.cluster import LOCAL, connect
-from avstream.serve.batcher import EngineFacade, lane_threads
+from avstream.inference.api import EngineFacade
+from avstream.serve.batcher import lane_threads
 from avstream.serve.config import ServeConfig, StreamConfig
 from avstream.serve.local import STOP_GRACE_S, WATCH_S, ServeReport
 from avstream.serve.requests import BatchStats, Request, run_batch, total
