@@ -21,10 +21,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from avstream.driver import drive
 from avstream.errors import AvstreamError
+from avstream.inference.api import EngineFacade
 from avstream.outputs import Sink
 from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats
@@ -40,13 +41,6 @@ log = logging.getLogger(__name__)
 
 RESTART: Final[Backoff] = Backoff(first_s=1.0, factor=2.0, max_s=30.0)
 """A stream whose devices all failed starts again after 1 s, then 2, 4, ... at most 30 s."""
-
-
-class StreamEngine(Protocol):
-    """A stand-in engine (``BatchedEngine``, ``RemoteEngine``): the members of ``Engine``,
-    and ``close()`` after each run."""
-
-    def close(self) -> None: ...
 
 
 class StreamSinks:
@@ -136,7 +130,7 @@ class StreamOutcome:
 class StreamRunner:
     """Runs one stream until it ends or ``stop()``; ``run()`` blocks, ``start()`` threads it."""
 
-    def __init__(self, config: StreamConfig, engine: Callable[[], StreamEngine],
+    def __init__(self, config: StreamConfig, engine: Callable[[], EngineFacade],
                  site: SiteServer | None = None) -> None:
         self.config = config
         self._engine = engine
