@@ -21,7 +21,7 @@ from avstream.outputs.http import HttpConfig, HttpSink
 from avstream.outputs.stats import OutputStats
 
 LOOPBACK = "127.0.0.1"
-WAIT_MS = 15_000
+WAIT_MS = 45_000
 
 
 def serve(db: Path | None, port: int = 0, token: str | None = None) -> HttpSink:
