@@ -95,6 +95,10 @@ def test_page_draws_hours_keeps_them_and_reconnects(tmp_path: Path) -> None:
         page.reload()  # the history comes back from /history, not from the page's memory
         page.wait_for_function(f"document.querySelectorAll('#timeline div').length >= {rows - 1}",
                                timeout=WAIT_MS)
+        # The reloaded page must be following /events before the run ends, or it never hears
+        # the end (it would then say "disconnected", rightly).
+        page.wait_for_function("document.getElementById('conn').textContent === 'live'",
+                               timeout=WAIT_MS)
 
         sink.end(summary())  # the run ends and the server stops ...
         page.wait_for_function(
