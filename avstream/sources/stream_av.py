@@ -42,6 +42,7 @@ from avstream.sources.base import (
     SourceEvent,
     VideoFrame,
 )
+from avstream.sources.capture import Clock
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ PTS_JUMP_BACK_S: Final[float] = 1.0
 CAMERA_AUDIO: Final[str] = "camera"
 """The ``--mic`` value that takes the audio track of the camera stream."""
 
-Clock = Callable[[float], float]
-"""monotonic seconds -> stream seconds."""
 
 
 class PtsClock:
