@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path.home() / ".cache" / "avstream" / "bench"
 CACHE_ENV = "AVSTREAM_BENCH_CACHE"
-CONFIG_NAMES: tuple[str, ...] = ("paper", "small", "demo")
+CONFIG_NAMES: tuple[str, ...] = ("paper", "small", "demo", "lite")
+"""Presets the benchmarks build untrained (``lite`` needs the ``lite`` extra's ImageNet weights)."""
 MODEL_SEED = 0
 """torch.manual_seed for the untrained benchmark model: the same graphs every time."""
 CALIBRATION_SEED = 4242
