@@ -28,15 +28,15 @@ from avstream.errors import AvstreamError, DeviceError, MediaError
 from avstream.inference.api import EngineLike
 from avstream.inference.engine import Engine
 from avstream.inference.session import SessionConfig
-from avstream.outputs import Sink
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB, HistoryConfig, HistorySink
 from avstream.outputs.jsonl import DEFAULT_KEEP, STDOUT, JsonlSink, Rotation, parse_rotation
 from avstream.outputs.live_view import LiveView
 from avstream.outputs.network import describe, network_sinks, stream_name
-from avstream.outputs.records import providers_line
 from avstream.outputs.stats import OutputStats
-from avstream.outputs.summary import RunSummary
 from avstream.outputs.watchdog import watchdog_sinks
+from avstream.results.records import providers_line
+from avstream.results.sink import Sink
+from avstream.results.summary import RunSummary
 from avstream.sources.base import Source, SourceInfo
 from avstream.sources.paced import PacedSource
 from avstream.stream.clock import WallClock

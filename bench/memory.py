@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 from bench.common import finite_or_none
 
 MB = 1024 * 1024

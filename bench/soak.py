@@ -28,7 +28,7 @@ from avstream.bundle.schema import AUTO
 from avstream.demo import cached_assets, default_cache_dir
 from avstream.driver import drive, open_engine
 from avstream.errors import AvstreamError
-from avstream.outputs.records import HopRecord
+from avstream.results.records import HopRecord
 from avstream.sources.base import (
     AudioBlock,
     Modality,

@@ -36,7 +36,7 @@ from avstream.bundle import schema
 from avstream.bundle.loader import load_bundle
 from avstream.inference.engine import Engine
 from avstream.inference.session import SessionConfig
-from avstream.outputs.summary import RunSummary
+from avstream.results.summary import RunSummary
 from avstream.scenes import SCENES
 from avstream.sources.base import Idle, Source, SourceEvent, SourceInfo
 from avstream.sources.live import IDLE_EVERY_S

@@ -27,7 +27,8 @@ from typing import Final
 import numpy as np
 from live_env import LOOPBACK, kill_group, missing
 
-from avstream.outputs.records import Counters, HopRecord, RunInfo
+from avstream.results.counters import Counters
+from avstream.results.records import HopRecord, RunInfo
 from avstream.sources.base import (
     Modality,
     ModalityLost,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from avstream.driver import open_engine
-from avstream.outputs.records import HopRecord
+from avstream.results.records import HopRecord
 from avstream.scenes import UNKNOWN
 from avstream.sources.base import Modality
 from avstream.sources.live import LiveOptions, LiveSource

@@ -20,9 +20,9 @@ from net_env import CLASSES, hop_record, run_info
 
 from avstream.outputs.history import QUEUE_ROWS, HistoryConfig, HistorySink
 from avstream.outputs.history_query import parse_since, read_history
-from avstream.outputs.records import Counters
 from avstream.outputs.stats import OutputStats
-from avstream.outputs.summary import RunSummary
+from avstream.results.counters import Counters
+from avstream.results.summary import RunSummary
 
 HOUR_S = 3600
 WROTE_RE = re.compile(r"history: wrote change (\S+) at (\S+)")

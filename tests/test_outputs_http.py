@@ -19,7 +19,7 @@ from net_env import CLASSES, hop_record, require_python, run_info
 from avstream.errors import AvstreamError
 from avstream.outputs.network import network_sinks
 from avstream.outputs.stats import OutputStats
-from avstream.outputs.summary import RunSummary
+from avstream.results.summary import RunSummary
 
 require_python("prometheus_client", "http")
 
@@ -40,7 +40,7 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, di
 
 
 def summary(windows: int = 0) -> RunSummary:
-    from avstream.outputs.records import Counters
+    from avstream.results.counters import Counters
 
     return RunSummary(info=run_info(), windows=windows, stream_start=0.0, stream_end=1.0,
                       wall_seconds=1.0, latency_ms={}, timeline=[], timeline_forgotten=0,

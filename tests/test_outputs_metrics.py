@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from net_env import CameraOutage, hop_record, require_python, run_info
 
-from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 require_python("prometheus_client", "http")
 
@@ -28,7 +28,7 @@ from avstream.outputs.http import KEYS as HTTP_KEYS  # noqa: E402
 from avstream.outputs.http import HttpConfig, HttpSink  # noqa: E402
 from avstream.outputs.metrics import OUTPUT_METRICS, OUTPUT_SUMS  # noqa: E402
 from avstream.outputs.mqtt import KEYS as MQTT_KEYS  # noqa: E402
-from avstream.results import Counters  # noqa: E402
+from avstream.results.counters import Counters  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

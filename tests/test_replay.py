@@ -197,7 +197,7 @@ def test_live_view_shows_label_bars_latency_drops_and_providers(tiny_engine: Eng
 
 
 def test_latency_quantiles_are_within_one_percent() -> None:
-    from avstream.outputs.summary import LatencyStats
+    from avstream.results.summary import LatencyStats
 
     rng = np.random.default_rng(0)
     xs = rng.lognormal(mean=3.0, sigma=0.7, size=5000)

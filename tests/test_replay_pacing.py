@@ -17,7 +17,7 @@ from replay_helpers import Collect, replay, write_media
 
 from avstream.driver import drive
 from avstream.inference.engine import Engine
-from avstream.outputs.records import HopRecord
+from avstream.results.records import HopRecord
 from avstream.sources.base import (
     AudioBlock,
     FramesDropped,
@@ -106,7 +106,7 @@ def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
         tiny_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clip = write_media(tmp_path / "slow.mp4", seconds=3.0)
     slow = Collect()
-    with caplog.at_level(logging.WARNING, logger="avstream.outputs.reporter"):
+    with caplog.at_level(logging.WARNING, logger="avstream.results.reporter"):
         drive(MediaFileSource(clip), SlowEngine(tiny_engine, 0.45), PipelineConfig(), [slow],
               realtime=True)
     c = slow.summary.counters
@@ -117,7 +117,7 @@ def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
     behind = [r.getMessage() for r in caplog.records if "inference is behind" in r.getMessage()]
     assert len(behind) == 1 and "--precision int8" in behind[0], behind
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="avstream.outputs.reporter"):
+    with caplog.at_level(logging.WARNING, logger="avstream.results.reporter"):
         fast = replay(tiny_engine, clip, realtime=True)
     assert fast.summary.counters.hops_dropped == 0 and len(fast.records) == 11
     assert fast.summary.counters.windows_late_media == 0

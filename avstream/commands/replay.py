@@ -20,7 +20,7 @@ from avstream.inference.engine import Engine
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
 from avstream.outputs.jsonl import DEFAULT_KEEP
 from avstream.outputs.network import recording_stream_name
-from avstream.outputs.summary import open_summary_json, write_summary_json
+from avstream.results.summary import open_summary_json, write_summary_json
 from avstream.sources.base import SourceInfo
 from avstream.sources.media_file import MediaFileSource
 

@@ -8,8 +8,8 @@ files and bounded runs, not a daemon that runs for days.
 
 from __future__ import annotations
 
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 
 class Collect:

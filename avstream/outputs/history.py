@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avstream.errors import AvstreamError
-from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats, wall_clock_iso
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from avstream.outputs.http_server import (
     unauthorized,
 )
 from avstream.outputs.http_stream import KEYS, NAME, StreamEndpoints, metrics_registry
-from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 __all__ = ["KEYS", "LOOPBACK", "NAME", "HttpConfig", "HttpSink", "parse_http_address"]
 

@@ -20,11 +20,11 @@ from avstream.errors import AvstreamError
 from avstream.outputs.history_query import http_answer
 from avstream.outputs.http_config import HttpConfig
 from avstream.outputs.http_server import Handler, Reply, Streamed, json_reply
-from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.sse import CLOSE, Broadcaster, Event
 from avstream.outputs.stats import OutputStats, compact_json
 from avstream.outputs.status import StreamStatus
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 if TYPE_CHECKING:
     from avstream.outputs.metrics import MetricsRegistry

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TextIO
 
 from avstream.errors import AvstreamError
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.summary import RunSummary
 
 MAX_FPS = 8.0
 BAR_WIDTH = 30

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from avstream.errors import AvstreamError
-from avstream.outputs import SOURCE_OF_MODALITY
 from avstream.outputs.homeassistant import (
     OFFLINE,
     ONLINE,
@@ -38,9 +37,10 @@ from avstream.outputs.homeassistant import (
     discovery_messages,
 )
 from avstream.outputs.mqtt_config import MqttConfig, parse_mqtt_url, tls_context
-from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats, compact_json, wall_clock_iso
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.sink import SOURCE_OF_MODALITY
+from avstream.results.summary import RunSummary
 
 __all__ = ["MqttConfig", "MqttSink", "parse_mqtt_url"]
 log = logging.getLogger(__name__)

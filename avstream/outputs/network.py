@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from avstream.errors import AvstreamError
-from avstream.outputs import Sink
 from avstream.outputs.stats import OutputStats
+from avstream.results.sink import Sink
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Stream names: one MQTT topic level and part of Home Assistant ids (no '/', '+', '#')."""

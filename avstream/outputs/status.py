@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Any
 
-from avstream.outputs import SOURCE_OF_MODALITY
-from avstream.outputs.records import RunInfo
 from avstream.outputs.stats import OutputStats, wall_clock_iso
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import RunInfo
+from avstream.results.sink import SOURCE_OF_MODALITY
+from avstream.results.summary import RunSummary
 
 
 class StreamStatus:

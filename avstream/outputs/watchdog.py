@@ -22,9 +22,9 @@ import socket
 import threading
 from typing import Final
 
-from avstream.outputs import Sink
-from avstream.outputs.records import HopRecord, RunInfo
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.sink import Sink
+from avstream.results.summary import RunSummary
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Final
 from avstream.driver import drive
 from avstream.errors import AvstreamError
 from avstream.inference.api import EngineFacade
-from avstream.outputs import Sink
-from avstream.outputs.records import HopRecord, RunInfo
 from avstream.outputs.stats import OutputStats
-from avstream.outputs.summary import RunSummary
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.sink import Sink
+from avstream.results.summary import RunSummary
 from avstream.serve.config import DEFAULT_MIC, StreamConfig
 from avstream.sources.backoff import Backoff
 from avstream.sources.base import Source

@@ -22,7 +22,7 @@ import numpy as np
 
 from avstream.bundle.format import StreamFormat
 from avstream.media.frames import resize_frame
-from avstream.results import Counters
+from avstream.results.counters import Counters
 from avstream.sources.base import (
     AudioBlock,
     CorruptSkipped,

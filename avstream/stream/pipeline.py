@@ -18,9 +18,9 @@ import time
 from collections.abc import Sequence
 
 from avstream.inference.api import EngineLike
-from avstream.outputs import Sink
-from avstream.outputs.reporter import Reporter, run_info
-from avstream.outputs.summary import RunSummary
+from avstream.results.reporter import Reporter, run_info
+from avstream.results.sink import Sink
+from avstream.results.summary import RunSummary
 from avstream.sources.base import Modality, Source, SourceEvent, SourceInfo
 from avstream.stream.arrivals import Arrivals, infer_window
 from avstream.stream.assembly import ReadyWindow, WindowAssembler

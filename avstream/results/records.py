@@ -1,4 +1,4 @@
-"""Typed records of a run: what ran and one result per hop (the counters: ``avstream.results``).
+"""Typed records of a run: what ran and one result per hop (the counters: ``avstream.results.counters``).
 
 ``HopRecord.to_json()`` is one JSON line: README "JSON lines output", checked by
 avstream/schemas/hop.schema.json. Everything in it is a
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from avstream.results import Counters
+from avstream.results.counters import Counters
 
-__all__ = ["Counters", "HopRecord", "RunInfo", "providers_line"]
+__all__ = ["HopRecord", "RunInfo", "providers_line"]
 
 PROB_DECIMALS = 6
 """Probabilities in JSON: 1e-6 is far below any decision threshold and keeps lines short."""
@@ -82,7 +82,7 @@ class HopRecord:
     were already known). Each is encoded once, in the background when pipelined."""
     latency_ms: dict[str, float]
     """Per stage (frame, audio, head, smooth), total, delay, and lag behind the wall clock if
-    any (``avstream.outputs.reporter.LATENCY_STAGES``, README "Latency fields")."""
+    any (``avstream.results.reporter.LATENCY_STAGES``, README "Latency fields")."""
     counters: Counters
     wall_time: float
     """Unix time the record was made."""

@@ -1,8 +1,4 @@
 """What a run counts, as a plain record the stream core fills and the outputs report.
-
-Here, apart from ``avstream.outputs``, so that the numpy core (assembly, buffers, windows,
-conform, arrivals, features) never imports an output: the counts flow from the core to the
-reporter and its sinks, not back. ``avstream.outputs.records`` re-exports ``Counters``.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ from dataclasses import asdict
 import numpy as np
 
 from avstream.inference.api import EngineLike
-from avstream.outputs import SOURCE_OF_MODALITY, Sink, SourceWatcher
-from avstream.outputs.records import Counters, HopRecord, RunInfo
-from avstream.outputs.summary import LatencyStats, RunSummary, Timeline
+from avstream.results.counters import Counters
+from avstream.results.records import HopRecord, RunInfo
+from avstream.results.sink import SOURCE_OF_MODALITY, Sink, SourceWatcher
+from avstream.results.summary import LatencyStats, RunSummary, Timeline
 from avstream.sources.base import ModalityLost, ModalityRestored, SourceEvent, SourceInfo
 from avstream.stream.config import PipelineConfig
 from avstream.stream.conform import describe_conversion

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from avstream.errors import AvstreamError
-from avstream.outputs.records import MS_DECIMALS, Counters, RunInfo
+from avstream.results.counters import Counters
+from avstream.results.records import MS_DECIMALS, RunInfo
 
 LATENCY_MIN_MS = 0.01
 LATENCY_MAX_MS = 100_000.0
