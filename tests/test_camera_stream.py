@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from avstream.bundle.loader import load_bundle
+from avstream.commands.live import _audio_line
 from avstream.driver import open_engine
 from avstream.results.records import HopRecord
 from avstream.scenes import UNKNOWN
-from avstream.sources.base import Modality
+from avstream.sources.base import Modality, SourceInfo
 from avstream.sources.live import LiveOptions, LiveSource
-from avstream.sources.stream_av import PtsClock
+from avstream.sources.stream_av import CameraStreamSource, PtsClock
 from avstream.stream.pipeline import Pipeline, PipelineConfig
 from avstream.truth import read_truth_csv
 from tests.live_env import (
@@ -35,8 +37,6 @@ from tests.live_env import (
     start_daemon,
     terminate,
 )
-
-pytestmark = pytest.mark.live
 
 START_S = 4.0  # 4 s into the first scene: then two changes, 8 s apart
 FIRST_PART_S = 14.0
@@ -82,6 +82,22 @@ def test_pts_clock_places_both_tracks_by_the_fastest_packet_and_restarts_on_a_ju
     assert clock.place(0.5, 200.0) == 200.0                  # sender restarted: new mapping
 
 
+def test_the_start_up_line_says_camera_audio_because_the_source_declares_it(
+        tiny_bundle: Path) -> None:
+    """The camera stream declares its audio as its own track (``SourceInfo.camera_audio``);
+    a microphone is described as one whatever its device is called."""
+    spec = load_bundle(tiny_bundle).format
+    stream = CameraStreamSource("udp://127.0.0.1:9", time.monotonic, threading.Event())
+    assert stream.info().camera_audio and stream.info().audio_rate_hz is None  # not opened
+    assert _audio_line(stream.info(), spec) == (
+        "audio: the camera stream's own track, not open yet (reconnecting)")
+    mic = SourceInfo(name="microphone 'HDMI audio and video capture'", has_audio=True,
+                     has_video=False, live=True, audio_rate_hz=44_100, audio_channels=1)
+    line = _audio_line(mic, spec)
+    assert line.startswith("audio: 44100 Hz 1 ch -> ") and "camera" not in line, line
+
+
+@pytest.mark.live
 def test_camera_audio_follows_scenes_in_order_and_survives_the_stream_restarting(
         trained_bundle: Path, synth_stream: tuple[Path, Path]) -> None:
     require_camera_stack()
@@ -122,6 +138,7 @@ def test_camera_audio_follows_scenes_in_order_and_survives_the_stream_restarting
     assert after[-1].label in (truth[2], truth[3])
 
 
+@pytest.mark.live
 def test_a_camera_stream_without_sound_runs_video_only_and_says_so_once(
         trained_bundle: Path, synth_stream: tuple[Path, Path]) -> None:
     require_camera_stack()
@@ -145,6 +162,7 @@ def test_a_camera_stream_without_sound_runs_video_only_and_says_so_once(
     assert all(list(r.modalities) == [Modality.VIDEO] for r in keep.records)
 
 
+@pytest.mark.live
 def test_live_mic_camera_from_the_command_line(trained_bundle: Path, synth_stream: tuple[Path, Path],
                                                tmp_path: Path) -> None:
     """`avstream live --mic camera --camera URL`, as a user runs it: both modalities from the one

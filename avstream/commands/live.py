@@ -44,7 +44,9 @@ def _audio_line(info: SourceInfo, spec: StreamFormat) -> str:
     summary (``avstream.stream.conform.describe_conversion``)."""
     if not info.has_audio:
         return "audio: none (--no-mic)"
-    if info.audio_rate_hz is not None and "audio and video" in info.name:
+    if info.camera_audio:
+        if info.audio_rate_hz is None:
+            return "audio: the camera stream's own track, not open yet (reconnecting)"
         return "audio: the camera stream's own track, " + describe_conversion(
             info.audio_rate_hz, info.audio_channels or spec.channels, spec.sample_rate,
             spec.channels)

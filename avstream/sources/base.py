@@ -177,6 +177,9 @@ class SourceInfo:
     """Nominal rate; frames are placed by their timestamps, never by this."""
     details: tuple[str, ...] = ()
     """Free-form facts worth reporting (codecs, device names)."""
+    camera_audio: bool = False
+    """The audio is the camera stream's own track (``--mic camera``), not a microphone's: the
+    start-up line says so. Declared by the source, never guessed from ``name``."""
 
     @property
     def modalities(self) -> tuple[Modality, ...]:

@@ -156,22 +156,9 @@ class LiveSource(Source):
         if error:
             self._startup.append(ModalityLost(Modality.VIDEO, self.clock.now(), error))
             self._startup.append(ModalityLost(Modality.AUDIO, self.clock.now(), error))
-        tracks = self._stream.tracks
-        details = [f"stream clock: t = CLOCK_MONOTONIC - {self.origin:.6f} s"]
-        if tracks is None:
-            details.append(f"camera stream {url} did not open: retrying with backoff")
-        else:
-            audio = (f"audio {tracks.audio_rate_hz} Hz, {tracks.audio_channels} ch"
-                     if tracks.audio_rate_hz else "no audio track: video only")
-            details.append(f"camera stream {url} opened ({tracks.width}x{tracks.height}, {audio}); "
-                           "sound and pictures aligned by the stream's own timestamps")
-        self._info = SourceInfo(
-            name=f"camera stream {url} (audio and video)", has_audio=True, has_video=True,
-            live=True, audio_rate_hz=tracks.audio_rate_hz if tracks else None,
-            audio_channels=tracks.audio_channels if tracks else None,
-            video_width=tracks.width if tracks else None,
-            video_height=tracks.height if tracks else None, video_fps=None,
-            details=tuple(details))
+        stream = self._stream.info()
+        self._info = dataclasses.replace(stream, details=(
+            f"stream clock: t = CLOCK_MONOTONIC - {self.origin:.6f} s", *stream.details))
         return self._info
 
     def _make_info(self) -> SourceInfo:

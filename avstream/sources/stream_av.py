@@ -40,6 +40,7 @@ from avstream.sources.base import (
     ModalityRestored,
     SamplesDropped,
     SourceEvent,
+    SourceInfo,
     VideoFrame,
 )
 from avstream.sources.capture import Clock
@@ -147,6 +148,24 @@ class CameraStreamSource:
         self._closed.set()
         if self._thread is not None:
             self._thread.join(timeout=OPEN_TIMEOUT_S + READ_TIMEOUT_S)
+
+    def info(self) -> SourceInfo:
+        """Both modalities from this one stream, its audio declared as the camera's own track
+        (``SourceInfo.camera_audio``), with the tracks' formats once the stream has opened."""
+        tracks = self.tracks
+        if tracks is None:
+            detail = f"camera stream {self.url} did not open: retrying with backoff"
+        else:
+            audio = (f"audio {tracks.audio_rate_hz} Hz, {tracks.audio_channels} ch"
+                     if tracks.audio_rate_hz else "no audio track: video only")
+            detail = (f"camera stream {self.url} opened ({tracks.width}x{tracks.height}, "
+                      f"{audio}); sound and pictures aligned by the stream's own timestamps")
+        return SourceInfo(
+            name=f"camera stream {self.url} (audio and video)", has_audio=True, has_video=True,
+            live=True, audio_rate_hz=tracks.audio_rate_hz if tracks else None,
+            audio_channels=tracks.audio_channels if tracks else None,
+            video_width=tracks.width if tracks else None,
+            video_height=tracks.height if tracks else None, details=(detail,), camera_audio=True)
 
     # ------------------------------------------------------------------ the reader thread
 
