@@ -85,9 +85,9 @@ def time_pipelined_hops(engine: EngineLike, data: Material, iters: int, warmup: 
         "stream_s": stream_s,
         # Per second of stream the timed span covered (dropped windows' hops included).
         "rtf_cpu": round(cpu_s / stream_s, 4),
-        "frames_encoded_ahead": pipeline.features.encoded_ahead,
-        "frames_encoded": pipeline.features.encoded,
-        "hops_dropped": pipeline.reporter.counters.hops_dropped,
+        "frames_encoded_ahead": pipeline.features.counts().encoded_ahead,
+        "frames_encoded": pipeline.features.counts().encoded,
+        "hops_dropped": pipeline.arrivals.counts().hops_dropped,
         "latency_ms": [r.latency_ms for r in timed],
     }
 

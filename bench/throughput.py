@@ -243,10 +243,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    ProgressSink(), cached=False)
         uncached = {
             "stream_seconds": round(r.stream_s, 3), "windows": r.summary.windows,
-            "frames_encoded": r.summary.counters.frames_encoded,
+            "frame_encodes": r.summary.frame_encodes,
             "windows_per_s": finite_or_none(round(r.summary.windows / r.wall_s, 3)),
             "rtf": finite_or_none(round(r.wall_s / r.stream_s, 4)) if r.stream_s else None,
-            "encodes_per_stream_s": _per_stream_s(r.summary.counters.frames_encoded, r),
+            "encodes_per_stream_s": _per_stream_s(r.summary.frame_encodes, r),
         }
     log.info("idle for %g s behind a live source with nothing to deliver", args.idle_seconds)
     idle = idle_cpu(engine, args.idle_seconds)
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                    / machine.usable_cpus, 2)),
         "rss_peak_mb": round(peak.peak / MB, 2),
         "rss_growth_pct": growth["rss_growth_pct"],
-        "encodes_per_stream_s_cached": _per_stream_s(s.counters.frames_encoded, main),
+        "encodes_per_stream_s_cached": _per_stream_s(s.frame_encodes, main),
         "encodes_per_stream_s_uncached": None if uncached is None else uncached["encodes_per_stream_s"],
         "idle_cpu_pct": idle,
         "windows": s.windows,

@@ -1,10 +1,13 @@
-"""The import graph stays layered: no circle, and the numpy core imports no output or command.
+"""The import graph stays layered: no circle, the numpy core imports no result, output or
+command, and the results import no sink.
 
 Read from the source with ``ast`` (nothing is imported): every ``import`` and ``from ... import``
 of a module of avstream/, training/ or export/, at any depth in the file (imports inside
 functions count: they still tie the modules together). A circle makes the order of imports
-matter and hides which module owns a name; the core importing ``avstream.outputs`` or
-``avstream.commands`` would let results flow backwards from the sinks into the stream code.
+matter and hides which module owns a name; the core importing ``avstream.results``,
+``avstream.outputs`` or ``avstream.commands`` would let results flow backwards from the reporter
+and the sinks into the stream code, and ``avstream.results`` importing a sink would tie what a
+run produced to where it goes.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("avstream", "training", "export")
 CORE = "avstream.stream"
 """The stream core: media in, windows, features and labels out."""
-CORE_TO_OUTPUTS = ("avstream.stream.pipeline",)
-"""The one core module that hands each result to the reporter (and so imports outputs)."""
-NOT_FROM_CORE = ("avstream.outputs", "avstream.commands", "avstream.cli")
+CORE_TO_RESULTS = ("avstream.stream.pipeline",)
+"""The one core module that hands each window to the reporter (and so imports results)."""
+NOT_FROM_CORE = ("avstream.results", "avstream.outputs", "avstream.commands", "avstream.cli")
+RESULTS = "avstream.results"
+"""Records, summary, counters, reporter: what a run produced, apart from where it goes."""
+NOT_FROM_RESULTS = ("avstream.outputs", "avstream.commands", "avstream.cli", "avstream.driver",
+                    "avstream.serve")
 
 
 def module_name(path: Path) -> str:
@@ -109,17 +116,31 @@ def test_the_walker_finds_a_circle_and_a_backward_import() -> None:
     assert circles({"a": {"b"}, "b": set()}) == []
     found = graph()
     assert "avstream.stream.pipeline" in found["avstream.driver"]  # a real edge is seen
-    assert "avstream.results.counters" in found["avstream.stream.assembly"]
+    assert "avstream.results.reporter" in found["avstream.stream.pipeline"]
 
 
 def test_no_import_circle() -> None:
     assert circles(package_edges(graph())) == []
 
 
-def test_the_numpy_core_imports_no_output_or_command() -> None:
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_numpy_core_imports_no_result_output_or_command() -> None:
     edges = graph()
-    core = [m for m in edges
-            if (m == CORE or m.startswith(CORE + ".")) and m not in CORE_TO_OUTPUTS]
+    core = [m for m in edges if in_package(m, CORE) and m not in CORE_TO_RESULTS]
     assert "avstream.stream.assembly" in core and "avstream.stream.smoothing" in core
     bad = {m: sorted(t for t in edges[m] if t.startswith(NOT_FROM_CORE)) for m in core}
+    assert {m: ts for m, ts in bad.items() if ts} == {}
+    hub = {m: sorted(t for t in edges[m] if t.startswith(NOT_FROM_CORE[1:]))
+           for m in CORE_TO_RESULTS}
+    assert {m: ts for m, ts in hub.items() if ts} == {}
+
+
+def test_results_import_no_sink_command_or_server() -> None:
+    edges = graph()
+    results = [m for m in edges if in_package(m, RESULTS)]
+    assert "avstream.results.reporter" in results and "avstream.results.counters" in results
+    bad = {m: sorted(t for t in edges[m] if t.startswith(NOT_FROM_RESULTS)) for m in results}
     assert {m: ts for m, ts in bad.items() if ts} == {}

@@ -86,6 +86,7 @@ def test_stale_hops_are_dropped_and_counted(tiny_engine: Engine, av_file: Path) 
     assert summary.counters.hops_dropped == 11
     assert summary.counters.windows_late_media == 0  # the media was not late: the engine was
     assert summary.counters.frames_encoded == 0  # a dropped hop costs no inference
+    assert summary.frame_encodes == 0  # nor, synchronous, any frame encode
 
 
 class SlowEngine:
@@ -106,7 +107,7 @@ def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
         tiny_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clip = write_media(tmp_path / "slow.mp4", seconds=3.0)
     slow = Collect()
-    with caplog.at_level(logging.WARNING, logger="avstream.results.reporter"):
+    with caplog.at_level(logging.WARNING, logger="avstream.stream.arrivals"):
         drive(MediaFileSource(clip), SlowEngine(tiny_engine, 0.45), PipelineConfig(), [slow],
               realtime=True)
     c = slow.summary.counters
@@ -117,7 +118,7 @@ def test_an_engine_slower_than_the_hop_drops_hops_a_fast_one_none(
     behind = [r.getMessage() for r in caplog.records if "inference is behind" in r.getMessage()]
     assert len(behind) == 1 and "--precision int8" in behind[0], behind
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="avstream.results.reporter"):
+    with caplog.at_level(logging.WARNING, logger="avstream.stream.arrivals"):
         fast = replay(tiny_engine, clip, realtime=True)
     assert fast.summary.counters.hops_dropped == 0 and len(fast.records) == 11
     assert fast.summary.counters.windows_late_media == 0

@@ -51,7 +51,7 @@ class StreamStatus:
 
     def end(self, summary: RunSummary) -> None:
         """The run ended: its final counters replace the last hop's (the summary also counts
-        what came after the last hop, e.g. frames encoded ahead for a window that never ran)."""
+        what came after the last hop, e.g. a window dropped or without media, frames received)."""
         with self._lock:
             self._stopped = summary.stopped
             if self._record is not None:

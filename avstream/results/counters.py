@@ -1,10 +1,25 @@
-"""What a run counts, as a plain record the stream core fills and the outputs report.
+"""What a run counts: each stage's own count record, merged once into the ``Counters`` that a
+hop record and the exit summary carry.
+
+Each stage counts what it alone sees and exposes it as a small record (``counts()``): the window
+assembler with its buffers (``avstream.stream.assembly.AssemblyCounts``), the drop rule
+(``avstream.stream.arrivals.ArrivalCounts``) and the reporter (``ReporterCounts``, here). The
+stream core's records live beside the code that counts them, because the core imports nothing
+of ``avstream.results``; ``counters_of`` is the one place they become ``Counters``. No stage
+writes into another's counts. The frame features' record
+(``avstream.stream.features.FrameCounts``: every run of the frame graph) is no line's counter:
+the summary carries it apart, as ``frame_encodes``.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from avstream.stream.arrivals import ArrivalCounts
+    from avstream.stream.assembly import AssemblyCounts
 
 
 @dataclass
@@ -27,9 +42,10 @@ class Counters:
     frames_sampled: int = 0
     """Frames chosen for a slot and resized (the others are never converted)."""
     frames_encoded: int = 0
-    """Frames run through the ``frame`` graph, each sampled frame once: during the run, counted
-    with the first window that uses it (so lines depend on the stream alone); in the summary,
-    every encode, including frames encoded ahead for a window that never ran."""
+    """Frames the windows that ran used (an invalid model output included), each counted once,
+    with the first window that uses it: in a line and in the summary alike, so that lines depend
+    on the stream alone. Every run of the frame graph, frames encoded ahead for windows that
+    were dropped or never ran included, is the summary's ``frame_encodes``."""
     frames_skipped: int = 0
     """Frames the source dropped before the pipeline saw them (camera reader kept a newer one)."""
     frames_out_of_order: int = 0
@@ -56,5 +72,24 @@ class Counters:
     def to_dict(self) -> dict[str, int]:
         return dict(vars(self))  # flat ints: no need for asdict's deep copy every hop
 
-    def copy(self) -> Counters:
-        return copy.copy(self)
+
+@dataclass(slots=True)
+class ReporterCounts:
+    """What the reporter counts, window by window (``Counters`` has each field's meaning)."""
+
+    windows: int = 0
+    windows_invalid: int = 0
+    frames_encoded: int = 0
+    modality_changes: int = 0
+
+
+def counters_of(assembly: AssemblyCounts, arrivals: ArrivalCounts,
+                reporter: ReporterCounts) -> Counters:
+    """The ``Counters`` a line or the summary carries, from the stages' own records. Each field
+    is counted by exactly one stage: a field given twice is a TypeError here, and
+    tests/test_counters.py fails on a field that no stage gives."""
+    return Counters(**_fields(assembly), **_fields(arrivals), **_fields(reporter))
+
+
+def _fields(record: Any) -> dict[str, int]:
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}

@@ -119,6 +119,10 @@ class RunSummary:
     stopped: str
     """Why the run ended: "end of stream", "stop request" (a signal or ``Pipeline.stop()``),
     "interrupt" (a second Ctrl-C), "output closed" (a reader closed the pipe), or "error"."""
+    frame_encodes: int = 0
+    """Runs of the frame graph, one per frame encoded, including frames encoded ahead for
+    windows that were dropped or never ran (``counters.frames_encoded`` counts only the frames
+    the windows that ran used). The default 0 is for a summary made without a pipeline."""
     outputs: dict[str, dict[str, int]] = field(default_factory=dict)
     """Network output -> its counts (sent, dropped...); each such sink adds its own entry in
     ``end()`` (README, "Output counters")."""
@@ -136,6 +140,7 @@ class RunSummary:
             "timeline": [s.to_dict() for s in self.timeline],
             "timeline_forgotten": self.timeline_forgotten,
             "counters": self.counters.to_dict(),
+            "frame_encodes": self.frame_encodes,
             "stopped": self.stopped,
             "outputs": {name: dict(counts) for name, counts in self.outputs.items()},
         }

@@ -5,5 +5,7 @@ From a source's timestamped chunks to one label per hop: ``conform`` (sample rat
 ``assembly`` (complete windows), ``arrivals`` (when a window's media was there; the drop rule),
 ``features`` (frame features encoded once), ``pipeline`` (the loop that ties them, configured by
 ``config.PipelineConfig``), ``smoothing`` (probabilities to a stable label) and ``clock`` (the
-wall clock of live capture and realtime replay). Nothing here imports an output or a command.
+wall clock of live capture and realtime replay). Each stage counts what it sees (``counts()``);
+only the pipeline imports ``avstream.results`` (it hands each window to the reporter), and
+nothing here imports an output or a command.
 """

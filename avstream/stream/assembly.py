@@ -6,7 +6,8 @@ carrying its own waveform (a copy) and frames, so whatever runs them needs nothi
 the assembler. A window waits for a lagging modality at most ``max_wait_s`` of stream time
 (files interleave audio and video with some skew; a camera can hiccup), after which it is
 released with what there is and says so in ``modalities``. A window that no modality can fill
-is not released; it is counted in ``windows_without_media``.
+is not released; it is counted in ``windows_without_media``. What the assembler and its buffers
+count is its own record (``counts()``: ``AssemblyCounts``), read by the reporter.
 
 The assembler knows nothing of wall clocks, engines or outputs: the same events always give
 the same windows.
@@ -22,7 +23,6 @@ import numpy as np
 
 from avstream.bundle.format import StreamFormat
 from avstream.media.frames import resize_frame
-from avstream.results.counters import Counters
 from avstream.sources.base import (
     AudioBlock,
     CorruptSkipped,
@@ -46,6 +46,26 @@ SLOT_EPS_S = 1e-6
 """Float slack when comparing a container timestamp with a slot time given in whole ms."""
 BUFFER_MARGIN_S = 0.5
 """Room in the buffers beyond window + max_wait: one audio block or frame in flight."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssemblyCounts:
+    """What the assembler and its buffers counted (``avstream.results.counters.Counters`` says
+    what each field means)."""
+
+    windows_without_media: int = 0
+    corrupt_packets: int = 0
+    audio_overflows: int = 0
+    audio_samples_dropped: int = 0
+    frames_skipped: int = 0
+    frames_received: int = 0
+    frames_sampled: int = 0
+    frames_out_of_order: int = 0
+    frames_overflowed: int = 0
+    audio_gaps: int = 0
+    audio_filled_samples: int = 0
+    audio_late_samples: int = 0
+    audio_nonfinite_samples: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,21 +161,23 @@ class WindowAssembler:
         """Frames chosen for a slot since the last call: known now, needed by a later window."""
         return self.frames.take_decided()
 
-    def count_into(self, c: Counters) -> None:
-        """Copy what the assembler and its buffers counted into ``c``."""
-        c.windows_without_media = self.windows_without_media
-        c.corrupt_packets = self.corrupt_packets
-        c.audio_overflows = self.audio_overflows
-        c.audio_samples_dropped = self.audio_samples_dropped
-        c.frames_skipped = self.frames_skipped
-        c.frames_received = self.frames.frames_in
-        c.frames_sampled = self.frames.frames_sampled
-        c.frames_out_of_order = self.frames.out_of_order
-        c.frames_overflowed = self.frames.overflowed
-        c.audio_gaps = self.conformer.discontinuities
-        c.audio_filled_samples = self.ring.filled_samples
-        c.audio_late_samples = self.ring.late_samples
-        c.audio_nonfinite_samples = self.conformer.nonfinite_samples
+    def counts(self) -> AssemblyCounts:
+        """What the assembler and its buffers have counted so far."""
+        return AssemblyCounts(
+            windows_without_media=self.windows_without_media,
+            corrupt_packets=self.corrupt_packets,
+            audio_overflows=self.audio_overflows,
+            audio_samples_dropped=self.audio_samples_dropped,
+            frames_skipped=self.frames_skipped,
+            frames_received=self.frames.frames_in,
+            frames_sampled=self.frames.frames_sampled,
+            frames_out_of_order=self.frames.out_of_order,
+            frames_overflowed=self.frames.overflowed,
+            audio_gaps=self.conformer.discontinuities,
+            audio_filled_samples=self.ring.filled_samples,
+            audio_late_samples=self.ring.late_samples,
+            audio_nonfinite_samples=self.conformer.nonfinite_samples,
+        )
 
     # ------------------------------------------------------------------ internals
 

@@ -9,6 +9,11 @@ usually ready and only the audio graph and the head remain on its critical path.
 
 Every frame is encoded alone (a batch of one): the features, and so every output, are then the
 same bit for bit whether a frame was encoded ahead of time or on its window's turn.
+
+Every run of the frame graph is counted here (``counts()``: ``FrameCounts``), including frames
+encoded ahead for a window that is then dropped or never comes: the summary's ``frame_encodes``.
+A line's ``frames_encoded`` is another figure, the frames the windows that ran used (the reporter
+counts it), so that lines depend on the stream alone and not on the encoder thread's timing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +37,14 @@ QUEUE_FRAMES = 16
 """Frames waiting for the background encoder; beyond this a frame is encoded on its window's
 turn instead (the encoder is behind: 16 frames are 3.2 s of slots at 5 fps)."""
 _STOP = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCounts:
+    encoded: int = 0
+    """Frames run through the frame graph (in the background and on a window's turn)."""
+    encoded_ahead: int = 0
+    """Of those, frames encoded in the background before their window asked."""
 
 
 class FrameFeatures:
@@ -53,12 +67,15 @@ class FrameFeatures:
             self._cache.clear()
             self._queued.clear()
             self._drain_queue()
-            self.encoded = 0
-            """Frames run through the frame graph (here and in the background)."""
-            self.encoded_ahead = 0
-            """Of those, frames encoded in the background before their window asked."""
+            self._encoded = 0
+            self._encoded_ahead = 0
             self._floor = -1
             self._error: BaseException | None = None
+
+    def counts(self) -> FrameCounts:
+        """Runs of the frame graph so far (``settle()`` first for the final figure)."""
+        with self._lock:
+            return FrameCounts(encoded=self._encoded, encoded_ahead=self._encoded_ahead)
 
     def _drain_queue(self) -> None:
         while True:
@@ -120,8 +137,8 @@ class FrameFeatures:
                     self._queued.discard(ref.seq)
                     if row is not None and ref.seq >= self._floor:
                         self._cache[ref.seq] = row
-                        self.encoded += 1
-                        self.encoded_ahead += 1
+                        self._encoded += 1
+                        self._encoded_ahead += 1
                     self._error = self._error or error
                 self._lock.notify_all()
 
@@ -152,7 +169,7 @@ class FrameFeatures:
                 row = self.engine.encode_frames(ref.image[None])[0]
                 with self._lock:
                     self._cache[ref.seq] = row
-                    self.encoded += 1
+                    self._encoded += 1
             rows.append(row)
         self.forget_before(min(f.seq for f in frames))
         return np.stack(rows), (time.perf_counter() - t0) * 1e3

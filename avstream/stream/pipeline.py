@@ -4,6 +4,8 @@ One thread, driven by the source (plus the frame encoder's thread when pipelined
 the assembler returns the windows it completed; frames it has just chosen for a slot go to the
 encoder at once; each complete window runs the audio graph and the head on its own waveform and
 (usually already encoded) frame features; the reporter smooths, times, counts and outputs.
+Each stage counts what it sees (``counts()``); the reporter merges them into a line's counters
+and the summary's, and no stage writes into another's.
 
 With a wall clock (live capture, ``--realtime`` replay) a complete window that waited for the
 engine more than ``stale_after_s`` is dropped; media that merely arrived late is never a reason
@@ -18,12 +20,12 @@ import time
 from collections.abc import Sequence
 
 from avstream.inference.api import EngineLike
-from avstream.results.reporter import Reporter, run_info
+from avstream.results.reporter import HopTiming, Reporter, run_info
 from avstream.results.sink import Sink
 from avstream.results.summary import RunSummary
 from avstream.sources.base import Modality, Source, SourceEvent, SourceInfo
-from avstream.stream.arrivals import Arrivals, infer_window
-from avstream.stream.assembly import ReadyWindow, WindowAssembler
+from avstream.stream.arrivals import ArrivalCounts, Arrivals
+from avstream.stream.assembly import AssemblyCounts, ReadyWindow, WindowAssembler
 from avstream.stream.clock import WallClock
 from avstream.stream.config import PipelineConfig
 from avstream.stream.features import FrameFeatures
@@ -48,9 +50,10 @@ class Pipeline:
         self.clock = clock
         self.assembler = WindowAssembler(engine.format, config)
         self.features = FrameFeatures(engine, pipelined=config.pipelined)
-        self.reporter = Reporter(engine.format.classes, config.smoothing, sinks)
+        self.reporter = Reporter(engine.format.classes, config.smoothing, self._upstream_counts,
+                                 sinks)
         hop_s = self.assembler.spec.hop_s
-        self.arrivals = Arrivals(clock, config.stale_after_s or hop_s, hop_s)
+        self.arrivals = Arrivals(clock, config.stale_after_s or hop_s, hop_s, engine.precision)
         self._own_stop = stop is None
         self._stop = stop if stop is not None else threading.Event()
         self.reset()
@@ -68,6 +71,7 @@ class Pipeline:
         self.features.reset()
         self.reporter.reset()
         self.arrivals.reset()
+        self._assembled = AssemblyCounts()
 
     def stop(self) -> None:
         """Ask ``run()`` to return after the current event; safe from a signal handler."""
@@ -127,35 +131,33 @@ class Pipeline:
         self.features.submit(self.assembler.take_decided_frames())
         for w in ready:
             self._run(w, self.arrivals.arrived)
-        self.assembler.count_into(self.reporter.counters)
+        self._assembled = self.assembler.counts()
+
+    def _upstream_counts(self) -> tuple[AssemblyCounts, ArrivalCounts]:
+        """The counts a line made now carries from the stages before the reporter: the drop
+        rule's as they are, the assembler's as they stood when the previous event's windows
+        had run (read once per event, not per window)."""
+        return self._assembled, self.arrivals.counts()
 
     def _run(self, w: ReadyWindow, complete: float) -> None:
         taken = time.perf_counter()
-        drop, late = self.arrivals.judge(w.window.t_end, complete, taken)
-        self.reporter.judged(w.window.t_end, drop, late)
-        if drop:
+        if not self.arrivals.judge(w.window.t_end, complete, taken):  # dropped (counted there)
             if w.frames is not None:
                 self.features.forget_before(min(f.seq for f in w.frames))
             return
-        latency: dict[str, float] = {}
-        features = None
+        features, frame_ms = None, None
         if w.frames is not None:
-            features, latency["frame"] = self.features.window(w.frames)
+            features, frame_ms = self.features.window(w.frames)
         with self.features.hold():  # no frame encode starts while the window's graphs run
-            result = infer_window(self.engine, w.waveform, features, complete,
-                                  None if self.clock is None else self.arrivals.stale_after_s)
-        if result is None:  # a shared engine took it up too late: dropped there (arrivals)
-            self.reporter.judged(w.window.t_end, True, False)
+            result = self.arrivals.infer(self.engine, w.window.t_end, w.waveform, features,
+                                         complete)
+        if result is None:  # a shared engine took it up too late: dropped (counted there)
             return
-        latency.update(result.latency_ms)
-        if self.clock is not None:
-            latency["lag"] = (self.clock.now() - w.window.t_end) * 1e3
-        seqs = frozenset(f.seq for f in w.frames) if w.frames is not None else frozenset()
-        self.reporter.hop(w.window.index, w.window.t_end, w.modalities, seqs, result.probs,
-                          result.branch, latency, taken, complete)
+        lag_ms = None if self.clock is None else (self.clock.now() - w.window.t_end) * 1e3
+        self.reporter.hop(w, result, HopTiming(frame_ms, lag_ms, taken, complete))
 
     def summary(self, stopped: str = "end of stream") -> RunSummary:
         self.features.settle()
-        self.assembler.count_into(self.reporter.counters)
-        self.reporter.counters.frames_encoded = self.features.encoded
-        return self.reporter.summary(stopped, self.assembler.first_t, self.assembler.last_t)
+        self._assembled = self.assembler.counts()
+        return self.reporter.summary(stopped, self.assembler.first_t, self.assembler.last_t,
+                                     frame_encodes=self.features.counts().encoded)
