@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from cli_run import avstream
+from cli_run import avstream, bundle_classes
 
 from avstream.errors import EXIT_USAGE, AvstreamError
 from avstream.serve.config import (
@@ -98,6 +99,11 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     ('[streams.x]\ncamera = 0\n', "model", "bundle directory"),
     ('model = "b"\n', "streams", "one [streams.NAME] table"),
     ('model = "b"\n[defaults]\nhold = "two"\n[streams.x]\ncamera = 0\n', "defaults.hold", "a number"),
+    ('model = "b"\nclasses = "kitchen"\n[streams.x]\ncamera = 0\n', "classes",
+     "a non-empty list of class names"),
+    ('model = "b"\nclasses = []\n[streams.x]\ncamera = 0\n', "classes", "a non-empty list"),
+    ('model = "b"\n[streams.x]\ncamera = 0\nclasses = ["a", "b", "a"]\n', "streams.x.classes",
+     "each class once"),
 ])
 def test_a_bad_entry_is_one_line_naming_it(tmp_path: Path, text: str, entry: str,
                                            expected: str) -> None:
@@ -154,3 +160,39 @@ def test_a_bare_ray_option_means_a_local_instance_and_an_address_is_checked() ->
         assert check_address(ok) == ok
     with pytest.raises(AvstreamError, match="--ray=ADDRESS, or --ray after the inputs"):
         check_address("recordings/")
+
+
+def test_classes_at_the_top_reach_every_stream_and_a_streams_own_override_them(
+        tmp_path: Path) -> None:
+    c = parse(tmp_path, 'model = "b"\nclasses = ["kitchen", "office"]\n[streams.a]\ncamera = 0\n'
+                        '[streams.b]\ncamera = 1\nclasses = ["car", "garage"]\n')
+    assert c.classes == ("kitchen", "office")
+    assert [s.classes for s in c.streams] == [("kitchen", "office"), ("car", "garage")]
+    assert parse(tmp_path, 'model = "b"\n[streams.a]\ncamera = 0\n').streams[0].classes is None
+
+
+def test_serve_refuses_a_bundle_whose_classes_differ_from_what_a_stream_expects(
+        tmp_path: Path, trained_bundle: Path, av_file: Path) -> None:
+    """Before any stream starts, with --check and without: one line naming the stream, the
+    bundle, the classes it lacks and those nobody expects; a stream whose classes match (in any
+    order) passes."""
+    have = bundle_classes(trained_bundle)
+    site = ["kitchen", "office", *have[:8]]  # lacks two, and has have[8:] that nobody expects
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(f'model = "{trained_bundle}"\nclasses = {json.dumps(site)}\n'
+                   f'[streams.lobby]\nfile = "{av_file}"\n'
+                   f'[streams.hall]\nfile = "{av_file}"\nclasses = {json.dumps(have[::-1])}\n')
+    for check in ([], ["--check"]):
+        r = avstream("serve", str(cfg), *check, timeout=120)
+        assert r.returncode == EXIT_USAGE, r.stderr
+        assert r.stderr.strip().splitlines() == [
+            f"avstream: error: {cfg}: streams.lobby: bundle {trained_bundle} does not have the "
+            f"classes the stream expects: missing kitchen, office; unexpected {have[8]}, "
+            f"{have[9]}; expected a bundle with exactly the classes {', '.join(site)} (export "
+            f"one trained on them, or correct classes)"], r.stderr
+        assert r.stdout == ""  # nothing started, nothing declared valid
+    cfg.write_text(f'model = "{trained_bundle}"\nclasses = {json.dumps(sorted(have))}\n'
+                   f'[streams.lobby]\nfile = "{av_file}"\n')
+    r = avstream("serve", str(cfg), "--check", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "is valid: 1 stream(s) (lobby)" in r.stdout

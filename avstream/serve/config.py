@@ -10,6 +10,8 @@ every stream starts from; ``[outputs]``: outputs every stream starts from (a sit
 ``mic``, ``video_delay``, ``place``) or a file stream (``file``, ``audio``, ``pace``), with its own
 pipeline options and ``[streams.NAME.outputs]``, which override ``[outputs]`` key by key.
 
+``classes`` (top level, or a stream's own) is what its automations expect of the bundle's
+classes: a bundle that differs is refused before any stream starts (avstream/serve/classes.py).
 ``${VAR}`` in any string is replaced by that environment variable (``$${`` for a literal
 ``${``), so secrets stay in the service's environment file. Relative paths are taken from the
 config file's folder. Every mistake is one line naming the entry (``streams.lobby.camera``), what
@@ -31,6 +33,7 @@ from avstream.bundle.schema import AUTO
 from avstream.driver import Outputs, pipeline_config
 from avstream.errors import AvstreamError
 from avstream.outputs.http_config import HttpConfig
+from avstream.serve.classes import bundle_mismatches, expected_classes
 from avstream.serve.outputs_config import site_http, site_outputs, stream_outputs
 from avstream.serve.toml_values import (
     device,
@@ -63,9 +66,10 @@ PIPELINE_KEYS: dict[str, Any] = {
     "floor": _SMOOTH.floor,
 }
 """Pipeline options a stream (or [defaults]) may set, with their defaults (the CLI's)."""
-SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs", "video_delay")
+SOURCE_KEYS = ("file", "audio", "pace", "camera", "mic", "place", "outputs", "video_delay",
+               "classes")
 TOP_KEYS = ("model", "provider", "precision", "threads", "max_batch", "max_batch_wait_ms",
-            "num_replicas", "replica_cpus", "defaults", "streams", "outputs")
+            "num_replicas", "replica_cpus", "defaults", "streams", "outputs", "classes")
 @dataclass(frozen=True)
 class BatchingConfig:
     max_batch: int = DEFAULT_MAX_BATCH
@@ -104,6 +108,9 @@ class StreamConfig:
     """Ray custom resource the stream's actor needs (where its devices are)."""
     video_delay_s: float = 0.0
     """As ``avstream live --video-delay``: the camera's pictures placed this much earlier."""
+    classes: tuple[str, ...] | None = None
+    """Classes the stream's automations expect of the bundle (its own, else the top level's);
+    None: not checked."""
 
     @property
     def live(self) -> bool:
@@ -125,6 +132,8 @@ class ServeConfig:
     """With ``--ray``: CPUs each replica reserves from Ray (None: ``threads``, at least 1)."""
     http: HttpConfig | None = None
     """``[outputs] http``: one server for every stream (avstream/outputs/site.py), or None."""
+    classes: tuple[str, ...] | None = None
+    """Top-level ``classes``: what every stream without its own expects of the bundle."""
 
 
 def _pipeline(path: Path, where: str, table: Mapping[str, Any], base: Mapping[str, Any]
@@ -160,6 +169,8 @@ def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any],
     place = table.get("place")
     if place is not None:
         typed(path, f"{where}.place", place, (str,), "a Ray custom resource name")
+    classes = (None if "classes" not in table else
+               expected_classes(path, f"{where}.classes", table["classes"]))
     if has_file:
         pace = table.get("pace", "realtime")
         pace = PACE_ALIASES.get(pace, pace) if isinstance(pace, str) else pace
@@ -173,7 +184,7 @@ def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any],
         if audio is not None and not audio.is_file():
             raise fail(path, f"{where}.audio", f"{audio} does not exist", "a WAV file")
         return StreamConfig(name=name, pipeline=pipeline, outputs=outputs, file=file,
-                            audio=audio, pace=pace, place=place)
+                            audio=audio, pace=pace, place=place, classes=classes)
     for key in ("audio", "pace"):
         if key in table:
             raise fail(path, f"{where}.{key}", "given for a device stream", "it only with file")
@@ -187,7 +198,7 @@ def _stream(path: Path, name: str, table: Any, base: Mapping[str, Any],
     if not 0 <= delay <= MAX_VIDEO_DELAY_S:
         raise fail(path, f"{where}.video_delay", f"{delay}", f"0 to {MAX_VIDEO_DELAY_S:g} seconds")
     return StreamConfig(name=name, pipeline=pipeline, outputs=outputs, camera=camera, mic=mic,
-                        place=place, video_delay_s=float(delay))
+                        place=place, video_delay_s=float(delay), classes=classes)
 
 
 def parse_serve_config(path: Path, data: Mapping[str, Any],
@@ -216,6 +227,8 @@ def parse_serve_config(path: Path, data: Mapping[str, Any],
         streams = [checked(_stream, path, name, t, base, site) for name, t in streams_table.items()]
     if errors or top is None:
         raise ConfigErrors(errors)
+    streams = [s if s is None or s.classes else dataclasses.replace(s, classes=top.classes)
+               for s in streams]
     return dataclasses.replace(top, streams=tuple(s for s in streams if s is not None),
                                http=site_http(path, site or {}))
 
@@ -249,9 +262,11 @@ def _top(path: Path, data: Mapping[str, Any]) -> ServeConfig:
     if cpus is not None and not (typed(path, "replica_cpus", cpus, (int, float),
                                        "a number of CPUs > 0") > 0 and math.isfinite(cpus)):
         raise fail(path, "replica_cpus", f"{cpus}", "a number of CPUs > 0")
+    classes = None if "classes" not in data else expected_classes(path, "classes", data["classes"])
     return ServeConfig(model=model, provider=provider, precision=precision, threads=threads,
                        batching=batching, num_replicas=replicas,
-                       replica_cpus=None if cpus is None else float(cpus), streams=())
+                       replica_cpus=None if cpus is None else float(cpus), streams=(),
+                       classes=classes)
 
 
 def _defaults(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -264,7 +279,7 @@ def _defaults(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_serve_config(path: Path) -> ServeConfig:
-    """Read and check a serve config file."""
+    """Read and check a serve config file, and the bundle's classes against those it expects."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -273,4 +288,8 @@ def load_serve_config(path: Path) -> ServeConfig:
                             f"file") from e
     except tomllib.TOMLDecodeError as e:
         raise AvstreamError(f"config {path} is not valid TOML ({e}); expected a TOML file") from e
-    return parse_serve_config(path, data)
+    config = parse_serve_config(path, data)
+    mismatches = bundle_mismatches(path, config.model, {s.name: s.classes for s in config.streams})
+    if mismatches:
+        raise ConfigErrors(mismatches)
+    return config
