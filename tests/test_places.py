@@ -7,6 +7,7 @@ write real takes with training/synth (H.264 + AAC mp4, one synthetic place per t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,13 @@ def test_unsafe_scene_folder_is_refused(tmp_path: Path, folder: str) -> None:
         scan_places(root)
 
 
+def test_a_folder_inside_a_scene_folder_is_refused_as_a_name_with_a_slash(tmp_path: Path) -> None:
+    root = placeholder_dataset(tmp_path / "ds", {"kitchen": 2, "living/room": 2})
+    with pytest.raises(DataError, match=r"living/room: a folder inside scene folder 'living' "
+                                        r"\(scene name 'living/room' contains '/'\)"):
+        scan_places(root)
+
+
 def test_lonely_wav_is_refused(tmp_path: Path) -> None:
     root = placeholder_dataset(tmp_path / "ds", {"kitchen": 2, "office": 2})
     (root / "office" / "take7.wav").write_bytes(b"")
@@ -96,16 +104,25 @@ def test_lonely_wav_is_refused(tmp_path: Path) -> None:
         scan_places(root)
 
 
-def test_recipe_cli_refuses_a_class_with_one_take_in_one_line(tmp_path: Path) -> None:
-    root = placeholder_dataset(tmp_path / "ds", {"kitchen": 2, "office": 1})
+@pytest.mark.parametrize("takes,message", [
+    ({"kitchen": 2, "office": 1}, "{root}: scene 'office' has only 'take1'; expected at least 2 "
+     "takes (recording sessions) per scene, one to train on and one held out to evaluate"),
+    ({"kitchen": 3}, "dataset {root} has 1 scene folder(s) (kitchen); expected at least 2 classes"),
+    ({"kitchen": 2, "living room": 2}, "scene folder {root}/living room: scene name 'living "
+     "room' contains ' '"),
+    ({"kitchen": 2, "living/room": 2}, "{root}/living/room: a folder inside scene folder "
+     "'living' (scene name 'living/room' contains '/')"),
+])
+def test_recipe_cli_refuses_a_bad_layout_in_one_line(tmp_path: Path, takes: dict[str, int],
+                                                     message: str) -> None:
+    root = placeholder_dataset(tmp_path / "ds", takes)
     r = subprocess.run([sys.executable, "-m", "training", "recipe", "--preset", "lite",
                         "--data", str(root), "--out", str(tmp_path / "run")],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.strip()]
-    assert errors == [f"training: error: {root}: scene 'office' has only 'take1'; expected at "
-                      "least 2 takes (recording sessions) per scene, one to train on and one "
-                      "held out to evaluate"], r.stderr
+    assert len(errors) == 1 and errors[0].startswith("training: error: "), r.stderr
+    assert message.format(root=root) in errors[0], errors
     assert "Traceback" not in r.stderr
 
 
@@ -182,3 +199,38 @@ def test_live_warns_of_a_synthetic_bundle() -> None:
     assert "synthetic scenes only" in (trained_on_warning(old) or "")
     assert trained_on_warning({"kind": "tau"}) is None
     assert trained_on_warning({}) is None
+
+
+STEPS_SHOWN = ("cache", "audio", "visual", "fusion", "finetune", "calibration", "evaluate")
+PLAIN_LINE = r"training\.progress: {step}[^:]*: \d+/\d+ (clips|batches) \(\d+%\).*, ETA \d+:\d\d:\d\d$"
+"""A plain progress line (stderr not a terminal): the step, its count, its share and an ETA."""
+
+
+def test_recipe_shows_each_steps_progress_in_a_log_skips_a_corrupt_take_and_times_the_run(
+        tmp_path: Path) -> None:
+    """The whole recipe in a child process whose stderr is a pipe, as under CI or systemd: every
+    step logs its count with an ETA and no bar control codes; a corrupt take among good ones is
+    skipped, listed, and the run goes on to per-class accuracy and each step's wall time."""
+    root = real_takes(tmp_path / "ds", takes=2, seconds=TAKE_SECONDS)
+    (root / "office" / "take3.mp4").write_bytes(b"\x00not a video" * 100)
+    r = subprocess.run([sys.executable, "-m", "training", "recipe", "--preset", "small",
+                        "--data", str(root), "--out", str(tmp_path / "run"), "--cache",
+                        str(tmp_path / "cache"), "--device", "cpu", "--max-epochs", "1"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for text in (r.stdout, r.stderr):
+        assert "\r" not in text and "\x1b" not in text  # no carriage returns, no ANSI codes
+    for step in STEPS_SHOWN:
+        assert re.search(PLAIN_LINE.format(step=step), r.stderr, re.M), (step, r.stderr[-3000:])
+        assert re.search(rf"training\.progress: {step}[^:]*: done, \d+", r.stderr), step
+    assert ("skipped 1 clip(s) that could not be used: office-take3 (undecodable"
+            in r.stdout), r.stdout
+    assert "held-out accuracy per class" in r.stdout and "most confused:" in r.stdout
+    wall = r.stdout[r.stdout.index("wall time "):]
+    for step in STEPS_SHOWN:
+        assert re.search(rf"^  {step} +\d+\.\d s$", wall, re.M), (step, wall)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    times = metrics["wall_seconds"]
+    assert set(times) == {*STEPS_SHOWN, "total"}
+    assert times["total"] >= sum(v for k, v in times.items() if k != "total") > 0
+    assert list(metrics["skipped"]) == ["office-take3"]

@@ -89,7 +89,7 @@ def _config(name: str, backbone_weights: Path | None = None):  # noqa: ANN202
 def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cache: Path | None,
                  backbone_weights: Path | None, overrides: dict[str, dict[str, object]],
                  threads: int = 0, select_on: str = "validation",
-                 max_epochs: int | None = None):  # noqa: ANN202
+                 max_epochs: int | None = None, progress: bool = True):  # noqa: ANN202
     from training.train.recipe import SELECTIONS, RunOptions
 
     if select_on not in SELECTIONS:
@@ -113,7 +113,7 @@ def _run_options(data: Path, out: Path, config: str, seed: int, device: str, cac
             raise UsageError(f"--step {step}: {e}") from None
     return RunOptions(data=data, out=out, config=cfg, steps=steps, seed=seed, device=device,
                       cache_root=cache, backbone_weights=backbone_weights, threads=threads,
-                      selection=select_on)  # type: ignore[arg-type]
+                      selection=select_on, progress=progress)  # type: ignore[arg-type]
 
 
 DataOpt = Annotated[Path, typer.Option(
@@ -131,6 +131,9 @@ MonoOpt = Annotated[float | None, typer.Option(
     "--mono-share", min=0.0, max=1.0,
     help="share of training examples fed as mono (both channels L+R/2) in the audio and "
     "finetune steps (default: the preset's, 0)")]
+ProgressOpt = Annotated[bool, typer.Option(
+    "--progress/--no-progress", help="each step's progress with an ETA on stderr: a bar on a "
+    "terminal, a plain line every 10 s otherwise")]
 
 
 @app.command()
@@ -147,7 +150,8 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
           unfrozen_epochs: int | None = None, unfrozen_lr: float | None = None,
           frame_jitter: Annotated[float | None, typer.Option(
               help="visual step, unfrozen phase: brightness/contrast/saturation jitter share")] = None,
-          select_on: SelectOpt = "validation", mono_share: MonoOpt = None) -> None:
+          select_on: SelectOpt = "validation", mono_share: MonoOpt = None,
+          progress: ProgressOpt = True) -> None:
     """Run one step of the recipe (defaults: the seed's hyper-parameters for that step)."""
     from training.train.distributed import init_runtime
     from training.train.recipe import prepare_data, run_step
@@ -160,7 +164,7 @@ def train(step: Annotated[str, typer.Option("--step", help="audio, visual, fusio
                         "unfrozen_lr": unfrozen_lr, "frame_jitter": frame_jitter,
                         "mono_share": mono_share}}
     opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides, threads,
-                        select_on)
+                        select_on, progress=progress)
     runtime = init_runtime(device, threads)
     ckpt = run_step(step, opts, prepare_data(opts), runtime, init=init)  # type: ignore[arg-type]
     print(json.dumps(ckpt.metrics, indent=2))
@@ -173,18 +177,18 @@ def recipe(data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 
            mono_share: MonoOpt = None,
            max_epochs: Annotated[int | None, typer.Option(
                "--max-epochs", min=0, help="cap every step's epochs (a quick trial run)")] = None,
-           ) -> None:
+           progress: ProgressOpt = True) -> None:
     """The four steps, temperature scaling, then the evaluation; writes OUT/metrics.json.
     DATA is a TAU-layout root or a folder of own places (DATASET/<scene>/<take>.mp4).
     Rerun to resume."""
-    from training.train.recipe import held_out_lines, run_recipe
+    from training.train.recipe import held_out_lines, run_lines, run_recipe
 
     overrides = {step: {"mono_share": mono_share} for step in MONO_STEPS}
     opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides,
-                        threads, select_on, max_epochs)
+                        threads, select_on, max_epochs, progress)
     metrics = run_recipe(opts)
     print(json.dumps({k: metrics[k] for k in ("final", "early", "audio", "visual")}, indent=2))
-    print("\n".join(held_out_lines(metrics)))
+    print("\n".join(held_out_lines(metrics) + run_lines(metrics)))
     print(f"metrics written to {out / 'metrics.json'}")
 
 
@@ -264,7 +268,9 @@ def _maybe_relaunch_distributed() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from training.progress import log_handler
+
+    logging.basicConfig(level=logging.INFO, handlers=[log_handler()])
     try:
         _maybe_relaunch_distributed()
         app()

@@ -64,10 +64,12 @@ class EvalResult:
 def predict(model: AVSceneNet, index: CropIndex, device: torch.device,
             batch_size: int = EVAL_BATCH, calibrated: bool = True,
             waves: Callable[[np.ndarray], torch.Tensor] | None = None,
+            on_batch: Callable[[], None] | None = None,
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(rows, output name -> probabilities) for every 1-s segment of ``index``.
 
-    ``waves`` replaces ``index.waves`` (e.g. to feed the audio as mono)."""
+    ``waves`` replaces ``index.waves`` (e.g. to feed the audio as mono); ``on_batch`` is called
+    after each of the ``n_batches(index, batch_size)`` batches (a progress count)."""
     model.eval()
     rows = index.eval()
     get_waves = waves or index.waves
@@ -76,9 +78,16 @@ def predict(model: AVSceneNet, index: CropIndex, device: torch.device,
         out = model(get_waves(b).to(device), index.frames(b).to(device), calibrated=False)
         for name in OUTPUTS:
             parts[name].append(getattr(out, name).cpu().numpy())
+        if on_batch is not None:
+            on_batch()
     empty = np.zeros((0, model.cfg.n_classes), dtype=np.float32)
     probs = {k: np.concatenate(v) if v else empty for k, v in parts.items()}
     return rows, calibrate(probs, model.calibration) if calibrated else probs
+
+
+def n_batches(index: CropIndex, batch_size: int = EVAL_BATCH) -> int:
+    """How many batches ``predict`` runs over ``index``."""
+    return len(batched(index.eval(), batch_size))
 
 
 def calibrate(raw: dict[str, np.ndarray], temperatures: Temperatures) -> dict[str, np.ndarray]:
@@ -87,8 +96,9 @@ def calibrate(raw: dict[str, np.ndarray], temperatures: Temperatures) -> dict[st
 
 
 def evaluate_model(model: AVSceneNet, index: CropIndex, device: torch.device,
-                   waves: Callable[[np.ndarray], torch.Tensor] | None = None) -> EvalResult:
-    rows, raw = predict(model, index, device, calibrated=False, waves=waves)
+                   waves: Callable[[np.ndarray], torch.Tensor] | None = None,
+                   on_batch: Callable[[], None] | None = None) -> EvalResult:
+    rows, raw = predict(model, index, device, calibrated=False, waves=waves, on_batch=on_batch)
     return EvalResult(model.cfg.classes, rows, index.label_of[rows[:, 0]],
                       calibrate(raw, model.calibration), raw, model.calibration)
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from tqdm import tqdm
 
 from avstream.errors import MediaError
 from avstream.media.audio import read_audio_file
@@ -42,6 +41,7 @@ from training.data.tau import (
     DataReport,
 )
 from training.errors import CacheError, DataError
+from training.progress import Progress, as_progress
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def build_cache(
     cache_dir: str | Path,
     sample_rate: int,
     frame_size: int,
-    progress: bool = True,
+    progress: Progress | bool = True,
     classes: tuple[str, ...] = SCENES,
     workers: int = 1,
 ) -> ClipCache:
@@ -235,7 +235,8 @@ def build_cache(
     Clips already cached from the same source files are not decoded again; a clip whose source
     changed, or whose arrays were deleted, is. Undecodable and shorter-than-1-s clips are
     skipped, logged and counted in ``report`` (remembered in the index, so they are not retried
-    until their source changes). ``workers`` > 1 decodes in that many processes.
+    until their source changes). ``workers`` > 1 decodes in that many processes. ``progress``
+    shows the clips decoded (training/progress.py; False: nothing shown).
     """
     if sample_rate % VIDEO_FPS:
         raise DataError(
@@ -284,7 +285,8 @@ def build_cache(
             )
         if todo:
             log.info("caching %d of %d clips into %s", len(todo), len(rows), directory)
-            _run(todo, index, signatures, directory, sample_rate, frame_size, progress, workers)
+            _run(todo, index, signatures, directory, sample_rate, frame_size,
+                 as_progress(progress), workers)
     clips: list[CachedClip] = []
     for r in rows:
         failed = index["failed"].get(r.stem)
@@ -309,11 +311,10 @@ def _run(
     directory: Path,
     sample_rate: int,
     frame_size: int,
-    progress: bool,
+    progress: Progress,
     workers: int,
 ) -> None:
     """Decode ``todo``, recording each outcome in the index (flushed every few clips and at exit)."""
-    bar = tqdm(total=len(todo), desc=f"caching {directory.name}", unit="clip", disable=not progress)
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         if pool is None:
@@ -325,28 +326,33 @@ def _run(
             outcomes = pool.map(
                 _cache_one, todo, [directory] * n, [sample_rate] * n, [frame_size] * n
             )
-        for done, outcome in enumerate(outcomes, start=1):
-            stem = outcome.stem
-            if outcome.seconds is None:
-                index["clips"].pop(stem, None)
-                index["failed"][stem] = {
-                    "kind": outcome.kind,
-                    "detail": outcome.detail,
-                    "source": signatures[stem],
-                    "corrupt_packets": outcome.corrupt_packets,
-                }
-            else:
-                index["failed"].pop(stem, None)
-                index["clips"][stem] = {
-                    "seconds": outcome.seconds,
-                    "source": signatures[stem],
-                    "corrupt_packets": outcome.corrupt_packets,
-                }
-            bar.update(1)
-            if done % INDEX_FLUSH_EVERY == 0:
-                write_json_atomic(directory / INDEX_NAME, index)
+        with progress.task(f"cache ({directory.name})", len(todo), "clips") as bar:
+            for done, outcome in enumerate(outcomes, start=1):
+                _record(index, outcome, signatures[outcome.stem])
+                bar.advance()
+                if done % INDEX_FLUSH_EVERY == 0:
+                    write_json_atomic(directory / INDEX_NAME, index)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-        bar.close()
         write_json_atomic(directory / INDEX_NAME, index)
+
+
+def _record(index: dict[str, Any], outcome: _Outcome, signature: list[int]) -> None:
+    """One clip's outcome into the index: cached, or failed (not retried until its source changes)."""
+    stem = outcome.stem
+    if outcome.seconds is None:
+        index["clips"].pop(stem, None)
+        index["failed"][stem] = {
+            "kind": outcome.kind,
+            "detail": outcome.detail,
+            "source": signature,
+            "corrupt_packets": outcome.corrupt_packets,
+        }
+    else:
+        index["failed"].pop(stem, None)
+        index["clips"][stem] = {
+            "seconds": outcome.seconds,
+            "source": signature,
+            "corrupt_packets": outcome.corrupt_packets,
+        }

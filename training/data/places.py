@@ -10,7 +10,8 @@ Split rule, per class, with takes ordered by a hash of (seed, scene, take):
   k == 2 takes: the first is held out for evaluation, the other trains, and there is no
   validation take: the evaluation takes choose the epochs and fit the calibration as well (the
   seed's protocol), so the accuracy reported on them is optimistic; the recipe says so.
-  k < 2: refused (DataError, exit 2), as are an empty class and a dataset of one class.
+  k < 2: refused (DataError, exit 2), as are an empty class, a dataset of one class and a
+  folder inside a scene folder (a scene name typed with '/').
 
 Files that cannot be decoded (or hold under a second of both streams) are skipped and listed by
 the cache build; the split is made on the takes that decoded, and refused only if a class is
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from avstream.scenes import check_scene_name
+from avstream.scenes import check_scene_name, scene_name_problem
 from training.data.tau import SPLIT_FILES, ClipRow, DataReport, TauSplit
 from training.errors import DataError
 
@@ -88,6 +89,12 @@ def _visible(path: Path) -> bool:
 
 
 def _takes_of(scene_dir: Path, scene: str) -> list[Take]:
+    nested = sorted(p.name for p in scene_dir.iterdir() if p.is_dir() and _visible(p))
+    if nested:  # a scene name typed with '/' ("living/room") makes one: never skip it quietly
+        name = f"{scene}/{nested[0]}"
+        raise DataError(f"{scene_dir / nested[0]}: a folder inside scene folder {scene!r} (scene "
+                        f"name {name!r} {scene_name_problem(name)}); expected take files only, "
+                        f"in the layout {LAYOUT}")
     files = sorted(p for p in scene_dir.iterdir() if p.is_file() and _visible(p))
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for p in files:

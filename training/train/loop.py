@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.progress import SILENT, Progress, Task
 from training.train.options import SelectBy, StepOptions
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class FitSpec:
     max_epochs: int
     frozen: list[nn.Module] = field(default_factory=list)
     """Sub-modules kept in eval() during training (frozen BN statistics and dropout)."""
+    batches_per_epoch: int = 0
+    """How many batches ``batches`` yields an epoch: the progress total (0: not known)."""
 
 
 def better(val: Validation, best: Validation, start: Validation, select_by: SelectBy) -> bool:
@@ -80,7 +83,17 @@ def better(val: Validation, best: Validation, start: Validation, select_by: Sele
 
 
 def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None],
-        resume: dict[str, Any] | None = None) -> FitResult:
+        resume: dict[str, Any] | None = None, progress: Progress = SILENT) -> FitResult:
+    """Train ``spec`` until its max epochs or its early stop; ``progress`` counts its batches
+    against those its remaining epochs hold (early stopping may end it sooner)."""
+    start_epoch = resume["epoch"] + 1 if resume and resume.get("phase") == spec.name else 0
+    total = max(spec.max_epochs - start_epoch, 0) * spec.batches_per_epoch
+    with progress.task(spec.name, total, "batches") as task:
+        return _fit(spec, seed=seed, save_state=save_state, resume=resume, task=task)
+
+
+def _fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None],
+         resume: dict[str, Any] | None, task: Task) -> FitResult:
     opt = torch.optim.Adam(spec.params, lr=spec.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=spec.options.plateau_factor, patience=spec.options.plateau_patience)
@@ -111,6 +124,7 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
     epoch = start_epoch - 1
     for epoch in range(start_epoch, spec.max_epochs):
         torch.manual_seed(seed * 100_003 + epoch)
+        task.note(f"epoch {epoch + 1}/{spec.max_epochs}")
         t0 = time.perf_counter()
         spec.module.train()
         for m in spec.frozen:
@@ -123,6 +137,7 @@ def fit(spec: FitSpec, *, seed: int, save_state: Callable[[dict[str, Any]], None
             opt.step()
             total += float(loss.detach()) * batch[0].shape[0]
             n += batch[0].shape[0]
+            task.advance()
         spec.module.eval()
         with torch.no_grad():
             val = spec.validate()

@@ -17,6 +17,8 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +43,7 @@ from training.data.tau import TauSplit, read_tau_split, tau_classes
 from training.errors import DataError
 from training.model import AVSceneNet
 from training.model.calibration import UNCALIBRATED
+from training.progress import Progress, clock
 from training.train.distributed import Runtime, init_runtime
 from training.train.options import STEPS, Step, StepOptions
 from training.train.steps import STEP_FUNCTIONS, StepContext
@@ -50,6 +53,12 @@ log = logging.getLogger(__name__)
 Selection = Literal["validation", "evaluate"]
 SELECTIONS: tuple[Selection, ...] = ("validation", "evaluate")
 VALIDATION = "validation"
+CACHE_STEP = "cache"
+CALIBRATION_STEP = "calibration"
+EVALUATE_STEP = "evaluate"
+"""The recipe's steps around the training steps, as its progress and timings name them."""
+SHORT_STEP_S = 60.0
+"""Steps shorter than this show their time in seconds; longer ones as H:MM:SS."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class RunOptions:
     """Where decoded clips are cached; default ~/.cache/avstream/<hash of the data path>."""
     backbone_weights: Path | None = None
     progress: bool = True
+    """Show each step's progress on stderr (training/progress.py)."""
     threads: int = 0
     """torch intra-op threads (0: torch's default, one per core)."""
     selection: Selection = "validation"
@@ -89,14 +99,21 @@ def default_cache_root(data: Path) -> Path:
     return Path.home() / ".cache" / "avstream" / f"{data.resolve().name}-{digest}"
 
 
-def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate")) -> dict[str, Split]:
+def run_progress(opts: RunOptions, runtime: Runtime | None = None) -> Progress:
+    """What a run shows: ``opts.progress``, on the main process only."""
+    return Progress(enabled=opts.progress and (runtime is None or runtime.is_main))
+
+
+def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate"),
+                 progress: Progress | None = None) -> dict[str, Split]:
     """Read the fold lists and decode each clip once into the shared cache.
 
     With ``opts.selection == "validation"`` and "train" among the splits, fold1_train is cut by
     location into "train" and "validation"."""
     root = opts.cache_root or default_cache_root(opts.data)
+    progress = progress if progress is not None else run_progress(opts)
     if is_places_root(opts.data):
-        return _prepare_places(opts, splits, root)
+        return _prepare_places(opts, splits, root, progress)
     taus = [read_tau_split(opts.data, split, classes=opts.config.classes) for split in splits]
     if opts.selection == VALIDATION and "train" in splits:
         full = taus[splits.index("train")]
@@ -108,12 +125,13 @@ def prepare_data(opts: RunOptions, splits: tuple[str, ...] = ("train", "evaluate
     out: dict[str, Split] = {}
     for tau in taus:
         cache = build_cache(tau.rows, root, opts.config.sample_rate, opts.config.frame_size,
-                            progress=opts.progress, classes=opts.config.classes)
+                            progress=progress, classes=opts.config.classes)
         out[tau.name] = Split(tau, cache, CropIndex(cache, opts.config.sample_rate))
     return out
 
 
-def _prepare_places(opts: RunOptions, splits: tuple[str, ...], root: Path) -> dict[str, Split]:
+def _prepare_places(opts: RunOptions, splits: tuple[str, ...], root: Path,
+                    progress: Progress) -> dict[str, Split]:
     """A folder of own places: decode every take once, then split by take (places.py's rule)
     among those that decoded. With two takes in some class there is no validation take: the
     evaluation takes stand in for it, and the log says the held-out figures are optimistic."""
@@ -123,7 +141,7 @@ def _prepare_places(opts: RunOptions, splits: tuple[str, ...], root: Path) -> di
         raise DataError(f"dataset {opts.data} holds scenes {list(dataset.classes)} but the model "
                         f"config has classes {list(cfg.classes)}; expected the same list")
     every = build_cache(dataset.rows(), root, cfg.sample_rate, cfg.frame_size,
-                        progress=opts.progress, classes=cfg.classes)
+                        progress=progress, classes=cfg.classes)
     takes = keep_decoded(dataset, [c.stem for c in every.clips], every.report)
     parts = places_splits(dataset, takes, opts.seed)
     if VALIDATION not in parts:
@@ -226,7 +244,7 @@ def previous_step(step: Step) -> Step | None:
 
 
 def run_step(step: Step, opts: RunOptions, prepared: dict[str, Split], runtime: Runtime,
-             init: Path | None = None) -> Checkpoint:
+             init: Path | None = None, progress: Progress | None = None) -> Checkpoint:
     """Train one step; resumes from <step>.last.ckpt, and is skipped if <step>.ckpt is complete."""
     done = opts.out / f"{step}.ckpt"
     if done.is_file():
@@ -263,7 +281,8 @@ def run_step(step: Step, opts: RunOptions, prepared: dict[str, Split], runtime: 
 
     ctx = StepContext(cfg=opts.config, train=prepared["train"].index,
                       val=prepared[selection_split(opts)].index, runtime=runtime, seed=opts.seed,
-                      save_state=save_state, resume=resume)
+                      save_state=save_state, resume=resume,
+                      progress=progress if progress is not None else run_progress(opts, runtime))
     t0 = time.perf_counter()
     results = STEP_FUNCTIONS[step](model, ctx, opts.steps[step])
     metrics = {"selection": opts.selection,
@@ -287,28 +306,41 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, Any]:
     """The steps, then temperature scaling fitted on the selection split, then the evaluation
-    of the calibrated final checkpoint on fold1_evaluate (OUT/metrics.json)."""
+    of the calibrated final checkpoint on fold1_evaluate (OUT/metrics.json, with the wall time
+    of each step, decoding the cache included, in ``wall_seconds``)."""
     from training.calibrate import fit_temperatures
-    from training.evaluate import evaluate_model, predict
+    from training.evaluate import evaluate_model, n_batches, predict
 
+    started = time.perf_counter()
     runtime = init_runtime(opts.device, opts.threads)
+    progress = run_progress(opts, runtime)
     opts.out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_data(opts)
+    seconds: dict[str, float] = {}
+    with _timed(seconds, CACHE_STEP):
+        prepared = prepare_data(opts, progress=progress)
     t0 = time.perf_counter()
     ckpt = None
     step_metrics: dict[str, Any] = {}
     for step in steps:
         log.info("recipe: step %s", step)
-        ckpt = run_step(step, opts, prepared, runtime)
+        with _timed(seconds, step):
+            ckpt = run_step(step, opts, prepared, runtime, progress=progress)
         step_metrics[step] = ckpt.metrics.get("phases", [])
     if ckpt is None:
         raise ValueError("no steps to run; expected at least one of " + ", ".join(STEPS))
     model = ckpt.build_model().to(runtime.device)
     fit_split = selection_split(opts)
-    rows, raw = predict(model, prepared[fit_split].index, runtime.device, calibrated=False)
-    model.calibration = fit_temperatures(raw, prepared[fit_split].index.label_of[rows[:, 0]])
+    fit_index = prepared[fit_split].index
+    with (_timed(seconds, CALIBRATION_STEP),
+          progress.task(CALIBRATION_STEP, n_batches(fit_index), "batches") as task):
+        rows, raw = predict(model, fit_index, runtime.device, calibrated=False,
+                            on_batch=task.advance)
+        model.calibration = fit_temperatures(raw, fit_index.label_of[rows[:, 0]])
     ckpt.calibration = model.calibration.to_dict()
-    result = evaluate_model(model, prepared["evaluate"].index, runtime.device)
+    eval_index = prepared["evaluate"].index
+    with (_timed(seconds, EVALUATE_STEP),
+          progress.task(EVALUATE_STEP, n_batches(eval_index), "batches") as task):
+        result = evaluate_model(model, eval_index, runtime.device, on_batch=task.advance)
     metrics = result.metrics()
     metrics["selection"] = opts.selection
     metrics["calibration"] = {"split": fit_split, "segments": int(len(rows)),
@@ -318,15 +350,54 @@ def run_recipe(opts: RunOptions, steps: tuple[Step, ...] = STEPS) -> dict[str, A
     metrics["config"] = opts.config.to_dict()
     metrics["data"] = data_provenance(opts, prepared)
     metrics["checkpoint"] = str(opts.out / f"{steps[-1]}.ckpt")
+    metrics["skipped"] = skipped_clips(prepared)
     if runtime.is_main:
         final = opts.out / f"{steps[-1]}.ckpt"
         ckpt.metrics = {**ckpt.metrics, "evaluation": {k: metrics[k] for k in
                                                        ("final", "early", "audio", "visual")},
                         "selection": opts.selection, "calibration": metrics["calibration"]}
         save_checkpoint(final, ckpt)
-        (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         result.save_confusion(opts.out / "confusion.png")
+    metrics["wall_seconds"] = {**seconds, "total": time.perf_counter() - started}
+    if runtime.is_main:
+        (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the block's wall time to ``seconds[name]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < SHORT_STEP_S else clock(seconds)
+
+
+def skipped_clips(prepared: dict[str, Split]) -> dict[str, str]:
+    """Every clip or take left out (missing, undecodable, too short) -> why, over all splits."""
+    out: dict[str, str] = {}
+    for part in prepared.values():
+        for report in (part.tau.report, part.cache.report):
+            out.update(report.skipped)
+    return dict(sorted(out.items()))
+
+
+def run_lines(metrics: dict[str, Any]) -> list[str]:
+    """What the run left out and the wall time of the whole recipe and of each step, for the
+    end of its output."""
+    skipped = metrics.get("skipped", {})
+    lines = [f"skipped {len(skipped)} clip(s) that could not be used: "
+             + "; ".join(f"{stem} ({why})" for stem, why in skipped.items())] if skipped else []
+    wall = dict(metrics["wall_seconds"])
+    total = wall.pop("total")
+    lines.append(f"wall time {duration(total)} in all; per step:")
+    lines += [f"  {step:18s} {duration(s)}" for step, s in wall.items()]
+    return lines
 
 
 CONFUSED_PAIRS_SHOWN = 3

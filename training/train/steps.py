@@ -11,8 +11,10 @@ that every output the daemon may fall back on stays a calibrated classifier.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from torch import nn
 from training.config import ModelConfig
 from training.data.crops import CropIndex, batched, jitter_frames, to_mid
 from training.model import AVSceneNet
+from training.progress import SILENT, Progress
 from training.train.distributed import Runtime
 from training.train.loop import Batch, FitResult, FitSpec, Validation, fit, soft_cross_entropy
 from training.train.options import Step, StepOptions
@@ -42,6 +45,7 @@ class StepContext:
     seed: int
     save_state: Callable[[dict[str, Any]], None]
     resume: dict[str, Any] | None = None
+    progress: Progress = SILENT
 
 
 def one_hot(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -110,7 +114,9 @@ FRAME_MEMO = FrameFeatureMemo()
 
 
 @torch.no_grad()
-def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device) -> list[torch.Tensor]:
+def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device,
+                      progress: Progress = SILENT, label: str = "frame features"
+                      ) -> list[torch.Tensor]:
     model.eval()
     key = FRAME_MEMO.key(model, index)
     memo = FRAME_MEMO.get(key)
@@ -118,26 +124,32 @@ def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device)
         log.info("frame features of %s reused (same backbone weights)", key[0])
         return memo
     out = []
-    for i in range(len(index)):
-        frames = index.cache.frames(i)
-        feats = [model.encode_frames(torch.from_numpy(np.array(frames[j:j + FEATURE_BATCH])).to(device))
-                 for j in range(0, len(frames), FEATURE_BATCH)]
-        out.append(torch.cat(feats).cpu())
+    with progress.task(label, len(index), "clips") as task:
+        for i in range(len(index)):
+            frames = index.cache.frames(i)
+            feats = [model.encode_frames(torch.from_numpy(np.array(frames[j:j + FEATURE_BATCH]))
+                                         .to(device))
+                     for j in range(0, len(frames), FEATURE_BATCH)]
+            out.append(torch.cat(feats).cpu())
+            task.advance()
     FRAME_MEMO.put(key, out)
     return out
 
 
 @torch.no_grad()
-def audio_all_starts(model: AVSceneNet, index: CropIndex,
-                     device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def audio_all_starts(model: AVSceneNet, index: CropIndex, device: torch.device,
+                     progress: Progress = SILENT, label: str = "audio outputs"
+                     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     model.eval()
     probs, steps = [], []
-    for i in range(len(index)):
-        rows = np.stack([np.full(index.n_starts[i], i), np.arange(index.n_starts[i])], axis=1)
-        p, s = zip(*(model.audio(index.waves(b).to(device)) for b in batched(rows, FEATURE_BATCH)),
-                   strict=True)
-        probs.append(torch.cat(p).cpu())
-        steps.append(torch.cat(s).cpu())
+    with progress.task(label, len(index), "clips") as task:
+        for i in range(len(index)):
+            rows = np.stack([np.full(index.n_starts[i], i), np.arange(index.n_starts[i])], axis=1)
+            p, s = zip(*(model.audio(index.waves(b).to(device))
+                         for b in batched(rows, FEATURE_BATCH)), strict=True)
+            probs.append(torch.cat(p).cpu())
+            steps.append(torch.cat(s).cpu())
+            task.advance()
     return probs, steps
 
 
@@ -178,9 +190,17 @@ def _epoch_rows(ctx: StepContext, opt: StepOptions, epoch: int) -> np.ndarray:
     return ctx.train.train(epoch, opt.crops_per_clip, ctx.seed, ctx.runtime.shard(total))
 
 
-def _phase(ctx: StepContext, spec: FitSpec) -> FitResult:
+def _batches_per_epoch(ctx: StepContext, opt: StepOptions) -> int:
+    """Batches in this rank's share of an epoch's crops (as ``_epoch_rows`` cuts them)."""
+    total = len(ctx.train) * opt.crops_per_clip
+    return math.ceil(len(range(total)[ctx.runtime.shard(total)]) / opt.batch_size)
+
+
+def _phase(ctx: StepContext, spec: FitSpec, opt: StepOptions) -> FitResult:
     resume = ctx.resume if ctx.resume and ctx.resume.get("phase") == spec.name else None
-    return fit(spec, seed=ctx.seed, save_state=ctx.save_state, resume=resume)
+    spec = dataclasses.replace(spec, batches_per_epoch=_batches_per_epoch(ctx, opt))
+    return fit(spec, seed=ctx.seed, save_state=ctx.save_state, resume=resume,
+               progress=ctx.progress)
 
 
 def _done(ctx: StepContext, name: str) -> bool:
@@ -207,7 +227,7 @@ def audio_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[Fi
         loss=lambda b: soft_cross_entropy(net(b[0])[0], b[1]),
         validate=lambda: _validate(ctx.val, lambda r: model.audio(ctx.val.waves(r).to(dev))[0], n, 64),
         options=opt, lr=opt.lr, max_epochs=opt.max_epochs)
-    return [_phase(ctx, spec)]
+    return [_phase(ctx, spec, opt)]
 
 
 def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[FitResult]:
@@ -216,8 +236,10 @@ def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
     set_trainable(model, False)
     if not _done(ctx, "visual_frozen"):
         log.info("visual step: encoding every cached frame once with the frozen backbone")
-        train_f = FrozenOutputs(encode_all_frames(model, ctx.train, dev))
-        val_f = FrozenOutputs(encode_all_frames(model, ctx.val, dev))
+        train_f = FrozenOutputs(encode_all_frames(model, ctx.train, dev, ctx.progress,
+                                                  "visual: frame features (train)"))
+        val_f = FrozenOutputs(encode_all_frames(model, ctx.val, dev, ctx.progress,
+                                                "visual: frame features (validation)"))
         set_trainable(model.visual.head, True)
         net = ctx.runtime.wrap(model.visual.head)
 
@@ -231,7 +253,7 @@ def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
             batches=batches, loss=lambda b: soft_cross_entropy(net(b[0]), b[1]),
             validate=lambda: _validate(ctx.val, lambda r: model.visual.head(val_f.frames(r).to(dev)), n, 256),
             options=opt, lr=opt.lr, max_epochs=opt.max_epochs)
-        results.append(_phase(ctx, spec))
+        results.append(_phase(ctx, spec, opt))
         ctx.resume = {"completed_phases": ["visual_frozen"]}
     if opt.unfrozen_epochs > 0:
         set_trainable(model.visual, True)
@@ -249,7 +271,7 @@ def visual_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
             batches=batches_unfrozen, loss=lambda b: soft_cross_entropy(net(b[0]), b[1]),
             validate=lambda: _validate(ctx.val, lambda r: model.visual(ctx.val.frames(r).to(dev)), n, 32),
             options=opt, lr=opt.unfrozen_lr, max_epochs=opt.unfrozen_epochs)
-        results.append(_phase(ctx, spec))
+        results.append(_phase(ctx, spec, opt))
     return results
 
 
@@ -273,9 +295,11 @@ def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
     set_trainable(model, False)
     log.info("fusion step: computing the frozen branches' outputs once")
     out = {}
-    for name, idx in (("train", ctx.train), ("val", ctx.val)):
-        probs, steps = audio_all_starts(model, idx, dev)
-        out[name] = FrozenOutputs(encode_all_frames(model, idx, dev), probs, steps)
+    for name, idx in (("train", ctx.train), ("validation", ctx.val)):
+        probs, steps = audio_all_starts(model, idx, dev, ctx.progress,
+                                        f"fusion: audio outputs ({name})")
+        frames = encode_all_frames(model, idx, dev, ctx.progress, f"fusion: frame features ({name})")
+        out[name] = FrozenOutputs(frames, probs, steps)
     fusion = nn.ModuleList([model.early, model.late])
     set_trainable(fusion, True)
     net = ctx.runtime.wrap(_FusionLoss(model))
@@ -288,14 +312,14 @@ def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
                    one_hot(ctx.train.labels(b), n).to(dev))
 
     def predict(rows: np.ndarray) -> torch.Tensor:
-        probs, steps = out["val"].audio(rows)
-        return model.head(out["val"].frames(rows).to(dev), steps.to(dev), probs.to(dev))[2]
+        probs, steps = out["validation"].audio(rows)
+        return model.head(out["validation"].frames(rows).to(dev), steps.to(dev), probs.to(dev))[2]
 
     spec = FitSpec(
         name="fusion", module=fusion, params=trainable(fusion), batches=batches,
         loss=lambda b: net(*b), validate=lambda: _validate(ctx.val, predict, n, 256),
         options=opt, lr=opt.lr, max_epochs=opt.max_epochs, frozen=[model.audio, model.visual])
-    return [_phase(ctx, spec)]
+    return [_phase(ctx, spec, opt)]
 
 
 class _FinetuneLoss(nn.Module):
@@ -336,7 +360,7 @@ def finetune_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list
             ctx.val, lambda r: model(ctx.val.waves(r).to(dev), ctx.val.frames(r).to(dev),
                                      calibrated=False).final, n, 32),
         options=opt, lr=opt.lr, max_epochs=opt.max_epochs, frozen=batch_norms(model))
-    return [_phase(ctx, spec)]
+    return [_phase(ctx, spec, opt)]
 
 
 STEP_FUNCTIONS: dict[Step, Callable[[AVSceneNet, StepContext, StepOptions], list[FitResult]]] = {
