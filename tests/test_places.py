@@ -209,10 +209,12 @@ PLAIN_LINE = r"training\.progress: {step}[^:]*: \d+/\d+ (clips|batches) \(\d+%\)
 def test_recipe_shows_each_steps_progress_in_a_log_skips_a_corrupt_take_and_times_the_run(
         tmp_path: Path) -> None:
     """The whole recipe in a child process whose stderr is a pipe, as under CI or systemd: every
-    step logs its count with an ETA and no bar control codes; a corrupt take among good ones is
-    skipped, listed, and the run goes on to per-class accuracy and each step's wall time."""
+    step logs its count with an ETA and no bar control codes; a corrupt take and an empty one
+    among good ones are skipped, listed, and the run goes on to per-class accuracy and each
+    step's wall time."""
     root = real_takes(tmp_path / "ds", takes=2, seconds=TAKE_SECONDS)
     (root / "office" / "take3.mp4").write_bytes(b"\x00not a video" * 100)
+    (root / "garden" / "take3.mp4").write_bytes(b"")
     r = subprocess.run([sys.executable, "-m", "training", "recipe", "--preset", "small",
                         "--data", str(root), "--out", str(tmp_path / "run"), "--cache",
                         str(tmp_path / "cache"), "--device", "cpu", "--max-epochs", "1"],
@@ -223,8 +225,8 @@ def test_recipe_shows_each_steps_progress_in_a_log_skips_a_corrupt_take_and_time
     for step in STEPS_SHOWN:
         assert re.search(PLAIN_LINE.format(step=step), r.stderr, re.M), (step, r.stderr[-3000:])
         assert re.search(rf"training\.progress: {step}[^:]*: done, \d+", r.stderr), step
-    assert ("skipped 1 clip(s) that could not be used: office-take3 (undecodable"
-            in r.stdout), r.stdout
+    assert re.search(r"^skipped 2 clip\(s\) that could not be used: garden-take3 \((undecodable"
+                     r"|too_short).*; office-take3 \(undecodable", r.stdout, re.M), r.stdout
     assert "held-out accuracy per class" in r.stdout and "most confused:" in r.stdout
     wall = r.stdout[r.stdout.index("wall time "):]
     for step in STEPS_SHOWN:
@@ -233,4 +235,4 @@ def test_recipe_shows_each_steps_progress_in_a_log_skips_a_corrupt_take_and_time
     times = metrics["wall_seconds"]
     assert set(times) == {*STEPS_SHOWN, "total"}
     assert times["total"] >= sum(v for k, v in times.items() if k != "total") > 0
-    assert list(metrics["skipped"]) == ["office-take3"]
+    assert list(metrics["skipped"]) == ["garden-take3", "office-take3"]
