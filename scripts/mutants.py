@@ -95,6 +95,13 @@ MUTANTS: tuple[Mutant, ...] = (
            "audio_late_samples=self.ring.late_samples,",
            "audio_late_samples=0,",
            ("tests/test_promises.py::test_audio_gaps_fills_late_samples_and_windows_without_media",)),
+    Mutant("summary-frames-are-encodes", "the summary's frames_encoded counts every encode, "
+           "frames encoded ahead for dropped windows included, not the frames the windows used",
+           "avstream/results/reporter.py",
+           "timeline_forgotten=self.timeline.forgotten, counters=self.counters(),",
+           "timeline_forgotten=self.timeline.forgotten,\n"
+           "            counters=replace(self.counters(), frames_encoded=frame_encodes),",
+           ("tests/test_counters.py::test_frames_encoded_ahead_for_dropped_windows_are_encodes_not_frames_used",)),
     Mutant("smoothing-off", "the smoothed probabilities are this window's own",
            "avstream/stream/smoothing.py",
            "np.sum(self._history[:filled], axis=0, out=self._probs)\n            self._probs /= filled",
