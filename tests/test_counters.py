@@ -7,9 +7,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+from crafted_media import frame_times, write_crafted
 from replay_helpers import Collect
 
+from avstream.inference.api import InferenceResult
 from avstream.inference.engine import Engine
 from avstream.results.counters import Counters, ReporterCounts, counters_of
 from avstream.sources.media_file import MediaFileSource
@@ -73,3 +76,35 @@ def test_the_summary_counts_the_frames_the_lines_count(tiny_engine: Engine, av_f
     assert summary.counters.frames_encoded == last.frames_encoded == sum(
         r.frames_encoded for r in sink.records)
     assert summary.frame_encodes >= summary.counters.frames_encoded
+
+
+class NanWithVideo:
+    """The tiny engine, whose output is NaN for every window that has video (a model fault)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.format, self.providers, self.precision = engine.format, engine.providers, engine.precision
+        self.encode_frames = engine.encode_frames
+        self.infer_batch = engine.infer_batch
+
+    def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> InferenceResult:
+        r = self._engine.infer(waveform, features)
+        if features is None:
+            return r
+        return InferenceResult(np.full_like(r.probs, np.nan), r.branch, r.latency_ms)
+
+
+def test_windows_with_invalid_output_used_their_frames_in_lines_and_summary(
+        tiny_engine: Engine, tmp_path: Path) -> None:
+    # Audio 0-4 s, video 0-2 s: the fused windows give NaN (no line), the audio-only ones run.
+    media = write_crafted(tmp_path / "video_ends.mkv", audio=[(0.0, 4.0)],
+                          frames=frame_times(0.0, 2.0, 10))
+    sink = Collect()
+    engine = NanWithVideo(tiny_engine)
+    summary = Pipeline(engine, PipelineConfig(pipelined=False), [sink]).run(  # type: ignore[arg-type]
+        MediaFileSource(media))
+    assert sink.records and all(r.modalities == ("audio",) for r in sink.records)
+    assert summary.counters.windows_invalid > 0
+    used = sink.records[-1].counters.frames_encoded
+    assert used == summary.counters.frames_encoded == summary.counters.frames_sampled > 0
+    assert summary.frame_encodes == used  # synchronous: each frame encoded once, on its turn
