@@ -82,3 +82,18 @@ def trained_on_warning(training_data: Mapping[str, Any]) -> str | None:
     return ("note: this model was trained on synthetic scenes only; its labels mean nothing for "
             "a real place. Train one on your own places: python -m training recipe --preset lite "
             "--data DATASET (docs/own-places.md)")
+
+
+def mono_input_warning(training_data: Mapping[str, Any], input_channels: int | None,
+                       model_channels: int) -> str | None:
+    """The start-up sentence of a run that feeds a mono input to a stereo model whose manifest
+    says it never saw mono audio (``training_data.mono_share`` 0), else None. The down-mix
+    removes the inter-channel cues such a model may lean on: on the synthetic set a small model
+    fell from 1.000 fed stereo to 0.600 fed mono, and one trained with ``--mono-share 0.5`` held
+    0.995 (docs/training.md). Bundles that do not record the share say nothing."""
+    if input_channels != 1 or model_channels < 2 or training_data.get("mono_share") != 0:
+        return None
+    return ("note: the microphone is mono and this model was trained on stereo audio only; fed "
+            "mono its labels may be much worse (docs/training.md, mono microphones). Retrain with "
+            "--mono-share 0.5 for a mono microphone")
+

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from avstream.scenes import UNKNOWN, check_scene_name, trained_on_warning, training_kind
+from avstream.scenes import (
+    UNKNOWN,
+    check_scene_name,
+    mono_input_warning,
+    trained_on_warning,
+    training_kind,
+)
 from training.config import SMALL
 from training.data.places import is_places_root, read_split, scan_places, split_takes
 from training.errors import DataError
@@ -199,6 +205,30 @@ def test_live_warns_of_a_synthetic_bundle() -> None:
     assert "synthetic scenes only" in (trained_on_warning(old) or "")
     assert trained_on_warning({"kind": "tau"}) is None
     assert trained_on_warning({}) is None
+
+
+def test_a_mono_input_to_a_model_never_trained_on_mono_is_said() -> None:
+    """Fed mono, a stereo-only model loses the inter-channel cues it leaned on (docs/training.md);
+    the start-up lines say so where the manifest records that it never saw mono audio."""
+    stereo_only = {"kind": "tau", "mono_share": 0.0}
+    assert "--mono-share 0.5" in (mono_input_warning(stereo_only, 1, 2) or "")
+    assert mono_input_warning(stereo_only, 2, 2) is None  # a stereo microphone
+    assert mono_input_warning({"mono_share": 0.5}, 1, 2) is None  # trained for it
+    assert mono_input_warning({"kind": "tau"}, 1, 2) is None  # not recorded: nothing claimed
+    assert mono_input_warning(stereo_only, 1, 1) is None  # a mono model
+
+
+def test_the_recipe_records_the_share_of_mono_audio_it_trained_on(tmp_path: Path) -> None:
+    from training.config import preset
+    from training.train.options import RECIPES
+    from training.train.recipe import RunOptions, data_provenance
+
+    steps = {s: o.replace(mono_share=0.5) if s == "finetune" else o
+             for s, o in RECIPES["small"].items()}
+    opts = RunOptions(data=tmp_path, out=tmp_path, config=preset("small"), steps=steps)
+    assert data_provenance(opts, {})["mono_share"] == 0.5
+    opts = RunOptions(data=tmp_path, out=tmp_path, config=preset("small"), steps=RECIPES["small"])
+    assert data_provenance(opts, {})["mono_share"] == 0.0
 
 
 STEPS_SHOWN = ("cache", "audio", "visual", "fusion", "finetune", "calibration", "evaluate")

@@ -18,7 +18,7 @@ from avstream.driver import Outputs, Pace, engine_line, open_engine, pipeline_co
 from avstream.inference.engine import Engine
 from avstream.outputs.history import DEFAULT_DAYS, DEFAULT_MAX_MB
 from avstream.outputs.jsonl import DEFAULT_KEEP
-from avstream.scenes import trained_on_warning
+from avstream.scenes import mono_input_warning, trained_on_warning
 from avstream.sources.audio_inputs import resolve_audio_input
 from avstream.sources.base import SourceInfo
 from avstream.sources.device_spec import parse_device
@@ -104,9 +104,11 @@ def live(
         return source
 
     def headline(info: SourceInfo, engine: Engine, pace: Pace) -> list[str]:
-        warning = trained_on_warning(engine.training_data)
+        notes = [trained_on_warning(engine.training_data),
+                 mono_input_warning(engine.training_data, info.audio_channels,
+                                    engine.format.channels)]
         return [f"live {info.name} ({'+'.join(info.modalities)}) {engine_line(engine)}",
-                *([warning] if warning else []), *info.details, _audio_line(info, engine.format)]
+                *(n for n in notes if n), *info.details, _audio_line(info, engine.format)]
 
     # Devices open once the model is ready; a stop request from the start is the run's.
     run_command("avstream", open_devices, lambda: open_engine(model, provider, threads, precision),

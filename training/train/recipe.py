@@ -45,7 +45,7 @@ from training.model import AVSceneNet
 from training.model.calibration import UNCALIBRATED
 from training.progress import Progress, clock
 from training.train.distributed import Runtime, init_runtime
-from training.train.options import STEPS, Step, StepOptions
+from training.train.options import MONO_STEPS, STEPS, Step, StepOptions
 from training.train.steps import STEP_FUNCTIONS, StepContext
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,8 @@ def data_provenance(opts: RunOptions, prepared: dict[str, Split]) -> dict[str, A
             seconds[classes[c.label_index]] += c.seconds
     info: dict[str, Any] = {"kind": data_kind(opts.data), "classes": list(classes),
                             "seconds_per_class": seconds,
-                            "root": str(opts.data.resolve()), "selection": opts.selection}
+                            "root": str(opts.data.resolve()), "selection": opts.selection,
+                            "mono_share": max(opts.steps[s].mono_share for s in MONO_STEPS)}
     for split, part in prepared.items():
         tau, cache = part.tau, part.cache
         info[split] = {"csv": str(tau.csv_path), "rows": tau.report.rows,
