@@ -16,8 +16,8 @@ model, not N.
 The wait is bounded: a window never waits more than ``max_wait_ms`` for others, plus the
 batch that is running when it arrives. Results are the engine's own, row for row.
 
-Past capacity, load is shed fairly. A window comes with its deadline (``infer_due``: its media
-was complete at ``complete``; after ``stale_after_s`` a newer window of its stream is due), and
+Past capacity, load is shed fairly. A window comes with its deadline (``infer_due``: the
+pipeline's drop rule, after which a newer window of its stream is due), and
 one taken up after it is dropped, not run: the stream counts it in ``hops_dropped``, as one
 pipeline on its own engine does, and goes on with its newest window. When more windows wait than
 a batch takes, the streams served least so far go first, and a window that would pass its
@@ -260,15 +260,14 @@ class BatchedEngine(EngineFacade):
         return self._batcher.submit(self._cid, "encode", images)
 
     def infer(self, waveform: np.ndarray | None, features: np.ndarray | None) -> Any:
-        return self.infer_due(waveform, features, 0.0, None)
+        return self.infer_due(waveform, features, None)
 
     def infer_due(self, waveform: np.ndarray | None, features: np.ndarray | None,
-                  complete: float, stale_after_s: float | None) -> Any | None:
+                  deadline: float | None) -> Any | None:
         """``avstream.stream.arrivals.SharedEngine``: the window is dropped (None) when its batch
-        starts more than ``stale_after_s`` after its media was complete."""
+        starts after ``deadline`` (the pipeline's drop rule, ``Arrivals.deadline``)."""
         if waveform is None and features is None:
             raise ValueError("a window needs audio or frame features")
-        deadline = None if stale_after_s is None else complete + stale_after_s
         return self._batcher.submit(self._cid, "infer", waveform, features, deadline=deadline)
 
     def close(self) -> None:

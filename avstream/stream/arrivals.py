@@ -97,11 +97,15 @@ class Arrivals:
         streams (``SharedEngine``) took it up too late, at its turn: a drop, counted here."""
         if not isinstance(engine, SharedEngine):
             return engine.infer(waveform, features)
-        result = engine.infer_due(waveform, features, complete,
-                                  None if self.clock is None else self.stale_after_s)
+        result = engine.infer_due(waveform, features, self.deadline(complete))
         if result is None:
             self._drop(t_end)
         return result
+
+    def deadline(self, complete: float) -> float | None:
+        """``perf_counter`` time after which a window whose media was complete at ``complete``
+        is taken up too late (then a newer window of its stream is due); None without a clock."""
+        return None if self.clock is None else complete + self.stale_after_s
 
     def _drop(self, t_end: float) -> None:
         """Count a dropped window; the first of a run is also said once on stderr, with what
@@ -119,7 +123,8 @@ class Arrivals:
         """(drop?, late media?): the rule itself."""
         if self.clock is None:
             return False, False
-        if taken - complete > self.stale_after_s:
+        deadline = self.deadline(complete)
+        if deadline is not None and taken > deadline:
             return True, False
         return False, self.clock.now() - (taken - complete) - t_end > self.hop_s
 
@@ -127,7 +132,7 @@ class Arrivals:
 @runtime_checkable
 class SharedEngine(Protocol):
     def infer_due(self, waveform: np.ndarray | None, features: np.ndarray | None,
-                  complete: float, stale_after_s: float | None) -> Any | None:
-        """The window's result, or None when the engine took it up more than
-        ``stale_after_s`` after ``complete`` (perf_counter): dropped, as the pipeline drops it."""
+                  deadline: float | None) -> Any | None:
+        """The window's result, or None when the engine took it up after ``deadline``
+        (perf_counter; ``Arrivals.deadline``): dropped, as the pipeline drops it."""
         ...
