@@ -8,13 +8,12 @@ keep them between sessions while developing; CI always builds them fresh.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import module, succeeded
 
-REPO = Path(__file__).resolve().parents[1]
+EXPORT_TIMEOUT_S = 900.0
 
 TEST_DATA_SEED = 1234
 TEST_CLIPS_PER_CLASS = 8
@@ -88,8 +87,7 @@ def trained_bundle(trained_checkpoint: Path, artifacts_dir: Path) -> Path:
     """The fp32 bundle exported from the trained checkpoint by the real export command."""
     bundle = artifacts_dir / "bundle"
     if _once(bundle / "manifest.json"):
-        subprocess.run([sys.executable, "-m", "export", str(trained_checkpoint), str(bundle)],
-                       check=True, capture_output=True, text=True)
+        succeeded(module("export", str(trained_checkpoint), str(bundle), timeout=EXPORT_TIMEOUT_S))
     return bundle
 
 
@@ -125,8 +123,7 @@ def tiny_bundle(artifacts_dir: Path) -> Path:
         ckpt = root / "tiny.ckpt"
         save_checkpoint(ckpt, Checkpoint(config=SMALL, state_dict=model.state_dict(),
                                          step="finetune"))
-        subprocess.run([sys.executable, "-m", "export", str(ckpt), str(bundle)], check=True,
-                       capture_output=True, text=True, cwd=REPO)
+        succeeded(module("export", str(ckpt), str(bundle), timeout=EXPORT_TIMEOUT_S))
     return bundle
 
 
@@ -143,3 +140,23 @@ def av_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from replay_helpers import write_media
 
     return write_media(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=3.0)
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory):  # -> Iterator[live_env.PulseServer]
+    """A private PulseAudio whose null sink's monitor is the microphone (tests/live_env.py), one
+    per test module; skips with the reason (fails under AVSTREAM_REQUIRE_LIVE=1) where the
+    microphone stack is missing."""
+    from live_env import pulse_server
+
+    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
+        yield server
+
+
+@pytest.fixture
+def broker(tmp_path: Path):  # -> Iterator[net_env.Broker]
+    """A Mosquitto of this test's own on a loopback port (tests/net_env.py)."""
+    from net_env import mosquitto
+
+    with mosquitto(tmp_path / "broker") as b:
+        yield b

@@ -22,11 +22,10 @@ import glob
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NoReturn
@@ -34,7 +33,8 @@ from typing import Final, NoReturn
 import numpy as np
 import pytest
 import soundfile as sf
-from cli_run import command as avstream_command
+from cli_run import Child as Daemon
+from cli_run import kill_group, start
 
 REQUIRE_ENV: Final[str] = "AVSTREAM_REQUIRE_LIVE"
 LOOPBACK: Final[str] = "127.0.0.1"
@@ -42,7 +42,6 @@ SINK: Final[str] = "vsink"
 SINK_RATE_HZ: Final[int] = 48_000
 PULSE_START_TIMEOUT_S: Final[float] = 10.0
 PULSE_LIFETIME_S: Final[int] = 600  # a server is never left running past this, whatever happens
-KILL_WAIT_S: Final[float] = 5.0
 CAMERA_FPS: Final[int] = 25  # a rate MPEG-1 accepts
 ALSA_PULSE_PLUGIN_GLOBS: Final[tuple[str, ...]] = (
     "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so",
@@ -101,19 +100,6 @@ def require_microphone_stack() -> None:
 
 def require_camera_stack() -> None:
     require_programs("ffmpeg", "timeout")
-
-
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Kill a child started with start_new_session=True and everything it started."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-    try:
-        proc.wait(KILL_WAIT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(KILL_WAIT_S)
 
 
 def free_udp_port() -> int:
@@ -285,71 +271,8 @@ def serve_camera(
 # --------------------------------------------------------------------------- the daemon
 
 
-@dataclass
-class Daemon:
-    """``avstream live`` as a child: stdout (JSON lines) and stderr go to files, read at the end."""
-
-    proc: subprocess.Popen
-    stdout_path: Path
-    stderr_path: Path
-
-    def stderr_text(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stdout_text(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    def wait_for_stderr(self, needle: str, timeout_s: float) -> bool:
-        return self._wait(self.stderr_text, needle, 1, timeout_s)
-
-    def wait_for_stdout(self, needle: str, timeout_s: float) -> bool:
-        return self._wait(self.stdout_text, needle, 1, timeout_s)
-
-    def wait_for_lines(self, n: int, timeout_s: float) -> bool:
-        return self._wait(self.stdout_text, "\n", n, timeout_s)
-
-    def wait_for_stdout_count(self, needle: str, n: int, timeout_s: float) -> bool:
-        return self._wait(self.stdout_text, needle, n, timeout_s)
-
-    def _wait(self, read: Callable[[], str], needle: str, n: int, timeout_s: float) -> bool:
-        """Until ``read()`` holds ``needle`` at least ``n`` times (False if the daemon ends or
-        the time runs out first)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if read().count(needle) >= n:
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        return read().count(needle) >= n
-
-
 def start_daemon(args: list[str], env: dict[str, str], workdir: Path, max_seconds: float) -> Daemon:
-    """Start ``avstream live`` under ``timeout -s KILL`` so a hung daemon cannot outlive the test.
-
-    A signal sent to ``timeout`` is passed on to the daemon, and ``timeout`` exits with the
-    daemon's own status (124 or 137 only when the bound itself fired).
-    """
-    out = workdir / "live.jsonl"
-    err = workdir / "live.stderr"
-    with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(
-            ["timeout", "-s", "KILL", f"{max_seconds:g}", *avstream_command("live", *args)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fo,
-            stderr=fe,
-            start_new_session=True,
-        )
-    return Daemon(proc=proc, stdout_path=out, stderr_path=err)
-
-
-def terminate(daemon: Daemon, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
-    """Send ``sig`` (through ``timeout``) and return the daemon's exit code."""
-    if daemon.proc.poll() is None:
-        daemon.proc.send_signal(sig)
-    try:
-        return daemon.proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        kill_group(daemon.proc)
-        raise
+    """``avstream live ARGS`` in the background (tests/cli_run.py's ``start``): stdout (JSON
+    lines) in ``workdir/live.stdout``, stderr in ``live.stderr``, killed after ``max_seconds``
+    whatever happens; the test ends it with ``Daemon.stop``."""
+    return start("live", *args, workdir=workdir, bound_s=max_seconds, env=env, name="live")

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import module
 
-REPO = Path(__file__).resolve().parent.parent
 LATENCY_KEYS = ("hop_p50_ms", "hop_p99_ms", "rtf", "torch_over_ort", "int8_hop_p50_ms",
                 "overhead_pct", "delay_p50_ms", "delay_p99_ms", "int8_delay_p50_ms",
                 "rtf_cpu_sync", "rtf_cpu_pipelined", "rtf_cpu_change_pct")
@@ -32,10 +30,9 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-def _run(module: str, *args: str) -> dict:
-    """``python -m bench.MODULE --json ARGS`` from the repo root, as docs/benchmarks.md runs it."""
-    proc = subprocess.run([sys.executable, "-m", f"bench.{module}", "--json", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+def _run(name: str, *args: str) -> dict:
+    """``python -m bench.NAME --json ARGS`` from the repo root, as docs/benchmarks.md runs it."""
+    proc = module(f"bench.{name}", "--json", *args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -102,26 +99,23 @@ def test_gpu_bench_without_a_gpu_says_so_in_one_line_and_exits_0() -> None:
     gpus, _ = detect_gpus()
     if gpus:
         pytest.skip(f"this checks the path of a machine without a GPU; this one has {gpus}")
-    runs = {"json": [sys.executable, "-m", "bench.gpu", "--json"],
-            "text": [sys.executable, "-m", "bench.gpu"]}
-    for kind, cmd in runs.items():
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    runs = {"json": ("--json",), "text": ()}
+    for kind, args in runs.items():
+        proc = module("bench.gpu", *args)
         assert proc.returncode == 0, proc.stderr[-3000:]
         lines = proc.stdout.splitlines()
         assert len(lines) == 1, proc.stdout
         text = json.loads(lines[0])["reason"] if kind == "json" else lines[0]
         assert "no GPU on this machine" in text, text
-    assert json.loads(subprocess.run(runs["json"], cwd=REPO, capture_output=True, text=True,
-                                     timeout=120).stdout)["gpus"] == []
+    assert json.loads(module("bench.gpu", *runs["json"]).stdout)["gpus"] == []
 
 
 def test_gpu_bench_reports_a_failing_part_and_goes_on() -> None:
     """Each part runs in its own process: one that fails is reported with its reason, the run
     still exits 0 and says which parts it did not measure (here on the CPU: a check of the
     script, not GPU figures)."""
-    proc = subprocess.run([sys.executable, "-m", "bench.gpu", "--json", "--device", "cpu",
-                           "--config", "no-such-preset", "--parts", "train,ort_frames"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = module("bench.gpu", "--json", "--device", "cpu", "--config", "no-such-preset",
+                  "--parts", "train,ort_frames", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     train = report["parts"]["train"]

@@ -4,12 +4,10 @@ every figure the issue asks for is reported as a number. No timing is asserted."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_run import module
+
 KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo",
         "streams_processes_demo", "rss_mb_per_stream_batched",
         "delivered_share_min_over_capacity")
@@ -17,12 +15,9 @@ KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo"
 
 def test_bench_streams_reports_every_figure(tiny_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "streams.json"
-    r = subprocess.run(
-        [sys.executable, "-m", "bench.streams", "--json", "--out", str(out),
-         "--int8", str(tiny_bundle), "--demo", str(tiny_bundle), "--seconds", "3",
-         "--max-streams", "1", "--batch-files", "1", "--cache", str(tmp_path / "cache")],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    r = module("bench.streams", "--json", "--out", str(out), "--int8", str(tiny_bundle), "--demo",
+               str(tiny_bundle), "--seconds", "3", "--max-streams", "1", "--batch-files", "1",
+               "--cache", str(tmp_path / "cache"), timeout=600)
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text())
     for key in KEYS:

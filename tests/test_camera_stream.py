@@ -35,7 +35,6 @@ from tests.live_env import (
     require_camera_stack,
     serve_camera,
     start_daemon,
-    terminate,
 )
 
 START_S = 4.0  # 4 s into the first scene: then two changes, 8 s apart
@@ -177,7 +176,7 @@ def test_live_mic_camera_from_the_command_line(trained_bundle: Path, synth_strea
     try:
         assert daemon.wait_for_stdout_count('"modalities":["audio","video"]', 10, 40.0), (
             daemon.stderr_text()[-3000:])
-        rc = terminate(daemon, signal.SIGTERM)
+        rc = daemon.stop(signal.SIGTERM)
     finally:
         kill_group(sender)
         kill_group(daemon.proc)

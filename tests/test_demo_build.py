@@ -10,15 +10,12 @@ scoring on a finished build in seconds.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_run import REPO
-from live_env import kill_group
+from cli_run import Child, child_env, start
 
 from avstream import demo
 
@@ -26,29 +23,28 @@ BUILD_TIMEOUT_S = 1800
 ACCURACY = re.compile(r"accuracy against the true scenes: ([\d.]+)% of (\d+) windows")
 
 
-def demo_process(cache: Path, *args: str) -> subprocess.Popen[str]:
+def demo_process(cache: Path, workdir: Path, name: str, *args: str) -> Child:
     """``avstream demo --fast --no-view`` with ``AVSTREAM_CACHE=cache``, in its own process
-    group: the build's steps are child processes, killed with it on a timeout."""
-    env = {**os.environ, "AVSTREAM_CACHE": str(cache)}
-    return subprocess.Popen([sys.executable, "-m", "avstream", "demo", "--fast", "--no-view",
-                             *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    group: the build's steps are child processes, killed with it on a timeout. Its output goes
+    to ``workdir/NAME.stdout`` and ``.stderr``."""
+    return start("demo", "--fast", "--no-view", *args, workdir=workdir, bound_s=BUILD_TIMEOUT_S,
+                 env=child_env(AVSTREAM_CACHE=str(cache)), name=name)
 
 
-def run_demo(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = demo_process(cache, *args)
+def run_demo(cache: Path, workdir: Path, name: str) -> subprocess.CompletedProcess[str]:
+    run = demo_process(cache, workdir, name)
     try:
-        out, err = proc.communicate(timeout=BUILD_TIMEOUT_S)
+        code = run.wait(BUILD_TIMEOUT_S)
     finally:
-        kill_group(proc)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        run.kill()
+    return subprocess.CompletedProcess(run.proc.args, code, run.stdout_text(), run.stderr_text())
 
 
 @pytest.mark.slow
 def test_demo_builds_into_avstream_cache_reuses_and_rebuilds(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     root = cache / f"demo-v{demo.DEMO_VERSION}"  # AVSTREAM_CACHE holds the versioned folder
-    first = run_demo(cache)
+    first = run_demo(cache, tmp_path, "first")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "building the demo model and recording once into " + str(root) in first.stderr
     steps = ("synthetic dataset", "training: audio, visual, fusion steps", "ONNX export",
@@ -69,20 +65,17 @@ def test_demo_builds_into_avstream_cache_reuses_and_rebuilds(tmp_path: Path) -> 
 
     # --rebuild starts over in a side folder; interrupted, it leaves the finished build usable.
     stamp = (root / "demo.json").read_text()
-    rebuild = demo_process(cache, "--rebuild")
+    rebuild = demo_process(cache, tmp_path, "rebuild", "--rebuild")
     try:
-        seen = ""
-        while "synthetic dataset ..." not in seen:
-            line = rebuild.stderr.readline()
-            assert line, seen
-            seen += line
-        assert "building the demo model" in seen
+        assert rebuild.wait_for_stderr("synthetic dataset ...", BUILD_TIMEOUT_S), (
+            rebuild.stderr_text()[-3000:])
+        assert "building the demo model" in rebuild.stderr_text()
     finally:
-        kill_group(rebuild)
+        rebuild.kill()
     assert root.with_name(root.name + ".partial").is_dir()
     assert (root / "demo.json").read_text() == stamp
 
-    again = run_demo(cache)
+    again = run_demo(cache, tmp_path, "again")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "building" not in again.stderr
     assert ACCURACY.search(again.stdout).group(0) == m.group(0)  # --fast: the same replay

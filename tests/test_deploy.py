@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from live_env import PulseServer, avstream_command, missing, pulse_server, require_portaudio
+from cli_run import avstream
+from live_env import PulseServer, missing, pulse_server, require_portaudio
 
 REPO = Path(__file__).resolve().parents[1]
 LIVE_UNIT = REPO / "deploy" / "avstream.service"
@@ -176,9 +177,8 @@ def test_live_unit_command_uses_options_the_cli_has() -> None:
     cmd = exec_start(LIVE_UNIT)
     assert cmd.startswith(f"{INSTALLED_AT} live ")
     options = set(re.findall(r"(--[a-z][a-z-]+)", cmd))
-    done = subprocess.run(avstream_command("live", "--help"), capture_output=True, text=True,
-                          timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin",
-                                           "PYTHONPATH": str(REPO)})
+    done = avstream("live", "--help", timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin",
+                                                       "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     for option in options:
         assert option in done.stdout, f"{option} (in the unit) is not an option of avstream live"

@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_run import avstream
 from crafted_media import VIDEO_SIZE, frame_times, write_crafted
 from live_env import (
     PulseServer,
-    avstream_command,
     camera_url,
     free_udp_port,
     kill_group,
-    pulse_server,
     require_camera_stack,
     serve_camera,
 )
@@ -31,29 +29,17 @@ from avstream.sources.audio_inputs import PORTAUDIO_MISSING, SOUNDDEVICE_MISSING
 
 CLI_TIMEOUT_S = 60
 
-# Runs the CLI in a process where ctypes cannot find PortAudio, as on a machine without
-# libportaudio2: sounddevice's import then raises OSError exactly as it does there.
-NO_PORTAUDIO = (
-    "import ctypes.util, sys\n"
-    "ctypes.util.find_library = lambda name: None\n"
-    "from avstream.cli import main\n"
-    "sys.argv = ['avstream', *sys.argv[1:]]\n"
-    "main()\n"
-)
+# Made in the CLI's process only (tests/cli_run.py's ``patch``): ctypes cannot find PortAudio,
+# as on a machine without libportaudio2; sounddevice's import then raises OSError exactly as
+# it does there.
+NO_PORTAUDIO = "import ctypes.util\nctypes.util.find_library = lambda name: None\n"
 # The same where the live extra is not installed: ``import sounddevice`` raises ImportError.
-NO_SOUNDDEVICE = NO_PORTAUDIO.replace("ctypes.util.find_library = lambda name: None\n",
-                                      "sys.modules['sounddevice'] = None\n")
+NO_SOUNDDEVICE = "import sys\nsys.modules['sounddevice'] = None\n"
 
 
-def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(avstream_command(*args), env=env, capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT_S, check=False)
-
-
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
+def run_cli(args: list[str], env: dict[str, str] | None = None,
+            patch: str | None = None) -> subprocess.CompletedProcess:
+    return avstream(*args, env=env, patch=patch, timeout=CLI_TIMEOUT_S)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, code: int) -> str:
@@ -133,15 +119,12 @@ def test_devices_json_lists_a_camera_that_opens_and_says_why_others_did_not(
 @pytest.mark.parametrize(("patch", "missing_line"), [(NO_PORTAUDIO, PORTAUDIO_MISSING),
                                                      (NO_SOUNDDEVICE, SOUNDDEVICE_MISSING)])
 def test_devices_without_the_live_extra_still_lists_cameras(
-        udp_camera: str, patch: str, missing_line: str, tmp_path: Path) -> None:
+        udp_camera: str, patch: str, missing_line: str) -> None:
     """No PortAudio, or no sounddevice: the camera is listed (exit 0) and one line on stderr
     says what is missing for microphones."""
-    script = tmp_path / "no_live.py"
-    script.write_text(patch)
     for as_json in (True, False):
-        done = subprocess.run([sys.executable, str(script), "devices", "--camera", udp_camera,
-                               *(["--json"] if as_json else [])],
-                              capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+        done = run_cli(["devices", "--camera", udp_camera, *(["--json"] if as_json else [])],
+                       patch=patch)
         assert done.returncode == 0, done.stderr
         assert done.stderr.splitlines() == [f"avstream: microphones not listed: {missing_line}"]
         if as_json:
@@ -183,14 +166,11 @@ def test_unknown_microphone_index_is_refused(pulse: PulseServer, tmp_path: Path)
 def test_missing_portaudio_names_the_package_to_install(tmp_path: Path) -> None:
     """``live`` without PortAudio; ``devices`` without PortAudio and with no camera to list
     (none is asked for, and this machine has no /dev/video node that opens)."""
-    script = tmp_path / "no_portaudio.py"
-    script.write_text(NO_PORTAUDIO)
     for args, want in ((["devices"], f"{PORTAUDIO_MISSING}; and no camera opened"),
                        (["live", "--model", str(tmp_path), "--no-camera"], PORTAUDIO_MISSING)):
         if args == ["devices"] and list(Path("/dev").glob("video*")):
             continue  # a local camera may open here: devices would then exit 0
-        done = subprocess.run([sys.executable, str(script), *args], capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT_S, check=False)
+        done = run_cli(args, patch=NO_PORTAUDIO)
         line = assert_one_line_error(done, EXIT_DEVICE)
         assert line == f"avstream: error: {want}"
         assert "libportaudio2" in line

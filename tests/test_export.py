@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from cli_run import avstream, module
 
 from avstream.bundle import schema
 from avstream.bundle.loader import load_bundle, sha256_file
@@ -295,8 +295,7 @@ def test_an_altered_extra_precision_graph_is_refused_by_every_loader(
         load_bundle(bundle)
     with pytest.raises(BundleError, match=r"frame\.int8\.onnx: sha256 mismatch"):
         open_engine(bundle, provider="cpu", precision="fp32")
-    info = subprocess.run([sys.executable, "-m", "avstream", "info", str(bundle)],
-                          capture_output=True, text=True, timeout=120)
+    info = avstream("info", str(bundle))
     _one_line_error(info, "frame.int8.onnx", "sha256 mismatch")
     assert info.stdout == ""
 
@@ -324,7 +323,7 @@ def test_fp16_keeps_front_end_and_io_in_fp32(small_ckpt: Path, tmp_path: Path) -
 
 
 def _run_export(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True)
+    return module("export", *args)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -10,27 +10,23 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from cli_run import avstream, child_env
+from cli_run import avstream, child_env, module, succeeded
 
 from avstream.bundle import schema
 from avstream.errors import EXIT_USAGE
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = 0
 STEPS_ATOL = 1e-3
 
 
 def _export(ckpt: Path, bundle: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "export", str(ckpt), str(bundle)],
-                         capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
+    succeeded(module("export", str(ckpt), str(bundle), timeout=600))
 
 
 def _info(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,14 +8,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_run import avstream
-from live_env import avstream_command, kill_group
+from cli_run import avstream, start
 from net_env import CLASSES, hop_record, run_info
 
 from avstream.outputs.history import QUEUE_ROWS, HistoryConfig, HistorySink
@@ -149,24 +147,21 @@ def test_rows_reported_written_survive_sigkill(trained_bundle: Path,
                                                 tmp_path: Path) -> None:
     """A realtime replay killed with SIGKILL mid-way loses no row its log said it wrote."""
     mp4, _ = synth_stream
-    db, err = tmp_path / "h.db", tmp_path / "replay.stderr"
-    with err.open("wb") as fe:
-        proc = subprocess.Popen(["timeout", "-s", "KILL", "120", *avstream_command(
-            "-v", "replay", str(mp4), "--model", str(trained_bundle), "--realtime",
-            "--no-view", "--history", str(db))], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=fe, start_new_session=True)
+    db = tmp_path / "h.db"
+    run = start("-v", "replay", str(mp4), "--model", str(trained_bundle), "--realtime",
+                "--no-view", "--history", str(db), workdir=tmp_path, bound_s=120, name="replay")
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(WROTE_RE.findall(err.read_text(errors="replace"))) >= 3:
+        while time.monotonic() < deadline and run.proc.poll() is None:
+            if len(WROTE_RE.findall(run.stderr_text())) >= 3:
                 break
             time.sleep(0.05)
-        kill_group(proc)  # SIGKILL, mid-way through the 48-s recording
+        run.kill()  # SIGKILL, mid-way through the 48-s recording
     finally:
-        kill_group(proc)
-    reported = WROTE_RE.findall(err.read_text(errors="replace"))
-    assert len(reported) >= 3, err.read_text()[-3000:]
-    assert proc.returncode == -9
+        run.kill()
+    reported = WROTE_RE.findall(run.stderr_text())
+    assert len(reported) >= 3, run.stderr_text()[-3000:]
+    assert run.proc.returncode == -9
     with sqlite3.connect(db) as con:
         kept = set(con.execute("SELECT label, utc FROM changes").fetchall())
     assert set(reported) <= kept

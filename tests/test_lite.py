@@ -5,16 +5,14 @@ whole path from a folder of own places to a bundle that labels an unseen take in
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_run import avstream, child_env, module, succeeded
 from test_places import CONTENT, real_takes
 
 from training.config import LITE, PAPER
@@ -22,7 +20,6 @@ from training.model import AVSceneNet
 from training.model.efficientnet_lite import HEAD_CHANNELS, EfficientNetLite0
 from training.weights import WeightsError
 
-REPO = Path(__file__).resolve().parents[1]
 TAKES = 3
 TAKE_SECONDS = 4.0
 UNSEEN_SECONDS = 6.0
@@ -92,13 +89,6 @@ def test_lite_frame_encoder_is_the_pooled_pretrained_backbone() -> None:
     assert PAPER.visual_backbone == "vgg16" and PAPER.frame_feature_dim == 512  # paper unchanged
 
 
-def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO,
-                       timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert r.returncode == 0, f"{args[:3]} failed:\n{r.stderr[-3000:]}"
-    return r
-
-
 @pytest.mark.slow  # training, an fp32 + int8 export and two replays: minutes on 2 busy cores
 def test_own_places_to_bundle_to_replay(tmp_path: Path) -> None:
     """3 own scenes x 3 takes -> lite recipe -> fp32 + int8 bundle -> an unseen recording."""
@@ -109,13 +99,16 @@ def test_own_places_to_bundle_to_replay(tmp_path: Path) -> None:
     truth = write_synthetic_stream(unseen, list(CONTENT.values()), UNSEEN_SECONDS, seed=999)
 
     t0 = time.perf_counter()
+    env = child_env(PYTHONUNBUFFERED="1")
     run = tmp_path / "run"
-    _run(["-m", "training", "recipe", "--preset", "lite", "--data", str(data), "--out", str(run),
-          "--cache", str(tmp_path / "cache"), "--max-epochs", "15", "--threads", "2"], 1800)
+    succeeded(module("training", "recipe", "--preset", "lite", "--data", str(data), "--out",
+                     str(run), "--cache", str(tmp_path / "cache"), "--max-epochs", "15",
+                     "--threads", "2", env=env, timeout=1800))
     bundle = tmp_path / "bundle"
-    _run(["-m", "export", str(run / "finetune.ckpt"), str(bundle), "--precisions", "fp32,int8",
-          "--calibrate", str(data), "--cache-dir", str(tmp_path / "cache"),
-          "--calibration-windows", "24", "--evaluation-windows", "24"], 1200)
+    succeeded(module("export", str(run / "finetune.ckpt"), str(bundle), "--precisions",
+                     "fp32,int8", "--calibrate", str(data), "--cache-dir", str(tmp_path / "cache"),
+                     "--calibration-windows", "24", "--evaluation-windows", "24", env=env,
+                     timeout=1200))
     print(f"dataset -> bundle: {time.perf_counter() - t0:.1f} s")
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -126,14 +119,15 @@ def test_own_places_to_bundle_to_replay(tmp_path: Path) -> None:
     assert set(trained["seconds_per_class"]) == set(classes)
     assert manifest["provenance"]["config"]["visual_backbone"] == "efficientnet_lite0"
     assert "int8" in manifest["variants"]
-    info = _run(["-m", "avstream", "info", str(bundle)], 120).stdout
+    info = succeeded(avstream("info", str(bundle), env=env)).stdout
     assert '"kind": "own"' in info and "kitchen" in info
 
     own = {synth: name for name, synth in CONTENT.items()}
     spans = [line.split(",") for line in truth.read_text().splitlines()[1:]]
     for precision in ("fp32", "int8"):
-        out = _run(["-m", "avstream", "replay", str(unseen), "--model", str(bundle), "--fast",
-                    "--precision", precision, "--jsonl", "-"], 300).stdout
+        out = succeeded(avstream("replay", str(unseen), "--model", str(bundle), "--fast",
+                                 "--precision", precision, "--jsonl", "-", env=env,
+                                 timeout=300)).stdout
         hops = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         assert set(hops[0]["probs"]) == set(classes)
         scored = right = 0

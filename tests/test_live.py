@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import avstream
 from live_env import (
     Daemon,
     PulseServer,
-    avstream_command,
     camera_url,
     free_udp_port,
     kill_group,
@@ -34,7 +34,6 @@ from live_env import (
     serve_camera,
     start_daemon,
     start_pulse,
-    terminate,
     write_wav_from_media,
 )
 
@@ -105,12 +104,6 @@ def sleep_until(t_monotonic: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def stream_wav(synth_stream: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp4, _ = synth_stream
     return write_wav_from_media(mp4, tmp_path_factory.mktemp("wav") / "stream.wav")
@@ -152,7 +145,7 @@ def test_live_follows_scenes_survives_the_camera_dying_and_stops_cleanly(
         t_restart = time.monotonic() - origin
 
         sleep_until(t_play + STOP_AT)
-        rc = terminate(daemon, signal.SIGTERM)
+        rc = daemon.stop(signal.SIGTERM)
     finally:
         for p in procs:
             kill_group(p)
@@ -257,7 +250,7 @@ def test_live_goes_video_only_when_the_microphone_dies_hears_again_when_it_retur
         fused_before = daemon.stdout_text().count(FUSED_JSON)
         assert daemon.wait_for_stdout_count(FUSED_JSON, fused_before + 1, MIC_BACK_WITHIN_S), \
             daemon.stderr_text()[-3000:]
-        rc = terminate(daemon, signal.SIGINT)
+        rc = daemon.stop(signal.SIGINT)
     finally:
         for p in procs:
             kill_group(p)
@@ -281,14 +274,10 @@ def test_live_goes_video_only_when_the_microphone_dies_hears_again_when_it_retur
 
 @pytest.mark.live
 def test_live_exits_3_when_no_capture_device_works(trained_bundle: Path) -> None:
-    import subprocess
-
     require_camera_stack()
     port = free_udp_port()  # nothing is sent there
-    done = subprocess.run(
-        avstream_command("live", "--model", str(trained_bundle), "--no-mic",
-                         "--camera", camera_url(port), "--jsonl", "-", "--no-view"),
-        capture_output=True, text=True, timeout=DAEMON_BOUND_S, check=False)
+    done = avstream("live", "--model", str(trained_bundle), "--no-mic", "--camera",
+                    camera_url(port), "--jsonl", "-", "--no-view", timeout=DAEMON_BOUND_S)
     assert done.returncode == EXIT_DEVICE, (done.returncode, done.stderr[-3000:])
     errors = [line for line in done.stderr.splitlines() if line.startswith("avstream: error:")]
     assert len(errors) == 1 and "no capture device works" in errors[0], done.stderr[-3000:]

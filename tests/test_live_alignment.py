@@ -33,12 +33,9 @@ from live_env import (
     free_udp_port,
     kill_group,
     play,
-    pulse_server,
     require_camera_stack,
-    require_microphone_stack,
     serve_camera,
     start_daemon,
-    terminate,
     write_wav_from_media,
 )
 
@@ -67,13 +64,6 @@ def third_scene_seconds(labels: list[str], played: list[str]) -> float:
     return HOP_S * sum(1 for label in labels if label not in played and label != UNKNOWN)
 
 
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    require_microphone_stack()
-    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
-
-
 def fused_labels(pulse: PulseServer, bundle: Path, media: Path, wav: Path, tmp_path: Path,
                  video_delay_s: float) -> list[str]:
     port = free_udp_port()
@@ -90,7 +80,7 @@ def fused_labels(pulse: PulseServer, bundle: Path, media: Path, wav: Path, tmp_p
         time.sleep(CAMERA_LAG_S)
         procs.append(serve_camera(media, port, PLAY_S, start_s=START_S))
         time.sleep(PLAY_S + VIDEO_DELAY_S + 1.0)
-        rc = terminate(daemon, signal.SIGTERM)
+        rc = daemon.stop(signal.SIGTERM)
     finally:
         for p in procs:
             kill_group(p)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_run import module, succeeded
 
 from training.config import PAPER, SMALL, ModelConfig
 from training.model import AVSceneNet, count_parameters
@@ -19,8 +18,7 @@ PAPER_COUNTS = {"audio": 321930, "visual": 14820170, "fusion": 272704, "total": 
 
 
 def test_summary_cli_prints_paper_counts() -> None:
-    out = subprocess.run([sys.executable, "-m", "training", "summary", "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = succeeded(module("training", "summary", "--json")).stdout
     counts = json.loads(out)
     assert {k: counts[k] for k in PAPER_COUNTS} == PAPER_COUNTS
     assert counts["visual_backbone"] == 14714688  # torchvision vgg16().features

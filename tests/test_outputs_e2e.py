@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from live_env import LOOPBACK, avstream_command, kill_group
+from cli_run import Child, avstream, start
+from live_env import LOOPBACK
 from net_env import Broker, Subscriber, artifacts_dir, chromium, mosquitto, require_python, retained
 
 from avstream.errors import EXIT_USAGE
@@ -28,32 +27,8 @@ RUN_LIMIT_S = 150
 POLL_S = 0.25
 
 
-@dataclass
-class Run:
-    proc: subprocess.Popen
-    stdout: Path
-    stderr: Path
-
-    def wait_stderr(self, pattern: str, timeout_s: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.stderr.read_text(errors="replace"))
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} on stderr:\n{self.stderr.read_text()[-3000:]}")
-
-
-def start_replay(tmp_path: Path, *args: str) -> Run:
-    out, err = tmp_path / "replay.stdout", tmp_path / "replay.stderr"
-    with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(["timeout", "-s", "KILL", str(RUN_LIMIT_S),
-                                 *avstream_command("replay", *args)],
-                                stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                start_new_session=True)
-    return Run(proc, out, err)
+def start_replay(tmp_path: Path, *args: str) -> Child:
+    return start("replay", *args, workdir=tmp_path, bound_s=RUN_LIMIT_S, name="replay")
 
 
 def stalled_events_client(port: int) -> socket.socket:
@@ -96,24 +71,24 @@ def test_replay_publishes_to_mqtt_and_the_page_follows_it(
                            "--mqtt", f"{broker.url}/test", "--mqtt-hop-rate", "1",
                            "--http", f"{LOOPBACK}:0")
         try:
-            url = run.wait_stderr(r"avstream: http: (http://\S+/) \(loopback only; no token\)",
+            url = run.search_stderr(r"avstream: http: (http://\S+/) \(loopback only; no token\)",
                                   60).group(1)
             port = int(url.rsplit(":", 1)[1].strip("/"))
             online = sub.wait_for("test/e2e/availability", "online", timeout_s=60)
-            assert online is not None, run.stderr.read_text()[-3000:]
+            assert online is not None, run.stderr_text()[-3000:]
             stalled = stalled_events_client(port)
             page = browser.new_page(viewport={"width": 900, "height": 720})
             page.goto(url)
             seen, timeline = _watch(run, broker, page, url, online.at, tmp_path)
-            rc = run.proc.wait(60)
+            rc = run.wait(60)
             stalled.close()
         finally:
-            kill_group(run.proc)
+            run.kill()
         final_retained = retained(broker.port, "test/e2e/state")
         discovery = retained(broker.port, "homeassistant/sensor/avstream_e2e/scene/config")
 
-    stdout = run.stdout.read_text()
-    assert rc == 0, run.stderr.read_text()[-3000:]
+    stdout = run.stdout_text()
+    assert rc == 0, run.stderr_text()[-3000:]
     assert "ended by end of stream" in stdout
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     changes = label_changes(records)
@@ -163,7 +138,7 @@ def test_replay_publishes_to_mqtt_and_the_page_follows_it(
     assert m[("avstream_source_up", (("source", "camera"), ("stream", "e2e")))] == 1
 
 
-def _watch(run: Run, broker: Broker, page: object, url: str, online_at: float,
+def _watch(run: Child, broker: Broker, page: object, url: str, online_at: float,
            tmp_path: Path) -> tuple[list[tuple[float, str]], dict]:
     """Follow the page's label until the run ends; kill the broker for OUTAGE_S on the way;
     read /metrics once; save a screenshot once three labels have been shown."""
@@ -204,10 +179,8 @@ def _watch(run: Run, broker: Broker, page: object, url: str, online_at: float,
 def test_non_loopback_http_without_token_is_refused(trained_bundle: Path,
                                                     synth_stream: tuple[Path, Path]) -> None:
     mp4, _ = synth_stream
-    done = subprocess.run(
-        avstream_command("replay", str(mp4), "--model", str(trained_bundle), "--no-view",
-                         "--http", "0.0.0.0:0"),
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = avstream("replay", str(mp4), "--model", str(trained_bundle), "--no-view",
+                    "--http", "0.0.0.0:0", timeout=60)
     assert done.returncode == EXIT_USAGE
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (

@@ -24,7 +24,6 @@ from live_env import (
     require_camera_stack,
     serve_camera,
     start_daemon,
-    terminate,
 )
 from net_env import Subscriber, mosquitto, require_python, retained
 
@@ -87,7 +86,7 @@ def test_a_lost_camera_is_off_in_home_assistant_and_down_in_metrics(
                 daemon.stderr_text()[-3000:]
             off = sub.wait_for(f"{base}/camera", "OFF", timeout_s=5, after=t_kill)
             assert off is not None, [m.payload for m in sub.on(f"{base}/camera")]
-            rc = terminate(daemon, signal.SIGTERM)
+            rc = daemon.stop(signal.SIGTERM)
         finally:
             kill_group(camera)
             if daemon is not None:

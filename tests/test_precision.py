@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import avstream, child_env
+from cli_run import avstream, child_env, module, succeeded
 
 from avstream import schemas
 from avstream.bundle.loader import load_bundle
@@ -26,7 +24,6 @@ from avstream.inference.engine import Engine
 from avstream.inference.precision import MIN_AUTO_AGREEMENT, choose_precision
 from avstream.inference.session import CPU, SessionConfig
 
-REPO = Path(__file__).resolve().parents[1]
 SLOWER_INT8_AUDIO_MS = {"audio": {"fp32": 18.1, "int8": 28.5, "fp16": 40.0},
                         "frame": {"fp32": 12.0, "int8": 5.0, "fp16": 30.0},
                         "head": {"fp32": 0.50, "int8": 0.49, "fp16": 0.9}}
@@ -41,12 +38,9 @@ def three_precisions(tiny_bundle: Path, synth_dataset: Path,
     work = tmp_path_factory.mktemp("prec")
     out = work / "bundle"
     ckpt = tiny_bundle.parent / "tiny.ckpt"
-    r = subprocess.run([sys.executable, "-m", "export", str(ckpt), str(out), "--precisions",
-                        "fp32,int8,fp16", "--calibrate", str(synth_dataset),
-                        "--calibration-windows", "8", "--evaluation-windows", "8",
-                        "--cache-dir", str(work / "cache")],
-                       capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert r.returncode == 0, r.stderr
+    succeeded(module("export", str(ckpt), str(out), "--precisions", "fp32,int8,fp16",
+                     "--calibrate", str(synth_dataset), "--calibration-windows", "8",
+                     "--evaluation-windows", "8", "--cache-dir", str(work / "cache"), timeout=600))
     return out
 
 

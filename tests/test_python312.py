@@ -14,15 +14,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
+from tests.cli_run import REPO, avstream
 from tests.live_env import missing
 from tests.replay_helpers import VOLATILE
 
-REPO = Path(__file__).resolve().parents[1]
 INSTALL_TIMEOUT_S = 600
 REPLAY_TIMEOUT_S = 300
 
@@ -67,11 +64,11 @@ def test_the_daemon_installs_on_python_312_and_replays_exactly_as_here(
     assert install.returncode == 0, install.stderr[-3000:]
     media = synth_stream[0]
     args = ["replay", str(media), "--model", str(trained_bundle), "--fast", "--jsonl", "-"]
-    there = subprocess.run([str(venv / "bin" / "avstream"), *args], capture_output=True,
-                           text=True, timeout=REPLAY_TIMEOUT_S, cwd=tmp_path)
+    # The 3.12 environment's own entry point, with none of this interpreter's import path.
+    there = avstream(*args, program=[str(venv / "bin" / "avstream")], env=dict(os.environ),
+                     timeout=REPLAY_TIMEOUT_S, cwd=tmp_path)
     assert there.returncode == 0, there.stderr[-3000:]
-    here = subprocess.run([sys.executable, "-m", "avstream", *args], capture_output=True,
-                          text=True, timeout=REPLAY_TIMEOUT_S, cwd=tmp_path)
+    here = avstream(*args, timeout=REPLAY_TIMEOUT_S, cwd=tmp_path)
     assert here.returncode == 0, here.stderr[-3000:]
     lines_312, lines_here = lines_without_clock(there.stdout), lines_without_clock(here.stdout)
     assert len(lines_312) > 100

@@ -12,19 +12,17 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
+from cli_run import Child, avstream, start
 from live_env import (
     PulseServer,
-    avstream_command,
     camera_url,
     free_udp_port,
     kill_group,
     play,
-    pulse_server,
     require_camera_stack,
     serve_camera,
     write_wav_from_media,
@@ -47,12 +45,6 @@ NATIVE_RE = re.compile(r"opened at its native (\d+) Hz, (\d+) ch")
 
 
 @pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def scene_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("clip")
     mp4 = write_media(folder / "scene.mp4", seconds=MEDIA_SECONDS)
@@ -68,11 +60,8 @@ def _devices(pulse: PulseServer, clip: tuple[Path, Path]) -> tuple[list[subproce
     return procs, camera_url(port)
 
 
-def _record(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Popen:
-    return subprocess.Popen(["timeout", "-s", "KILL", f"{RECORD_BOUND_S:g}",
-                             *avstream_command("record", *args)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+def _record(args: list[str], env: dict[str, str], workdir: Path) -> Child:
+    return start("record", *args, workdir=workdir, bound_s=RECORD_BOUND_S, env=env, name="record")
 
 
 @pytest.mark.live
@@ -82,12 +71,14 @@ def test_record_writes_one_complete_take_at_the_devices_own_format(
     procs, url = _devices(pulse, scene_clip)
     try:
         rec = _record([str(dataset), "--scene", "kitchen", "--seconds", f"{TAKE_SECONDS:g}",
-                       "--countdown", "0.5", "--mic", PULSE_DEVICE, "--camera", url], pulse.env)
-        out, err = rec.communicate(timeout=RECORD_BOUND_S + 5)
+                       "--countdown", "0.5", "--mic", PULSE_DEVICE, "--camera", url], pulse.env,
+                      tmp_path)
+        rc = rec.wait(RECORD_BOUND_S + 5)
     finally:
         for p in procs:
             kill_group(p)
-    assert rec.returncode == EXIT_OK, err[-3000:]
+    out, err = rec.stdout_text(), rec.stderr_text()
+    assert rc == EXIT_OK, err[-3000:]
     assert "Traceback" not in err
     files = sorted((dataset / "kitchen").iterdir())
     assert len(files) == 1 and files[0].suffix == ".mkv", files  # no partial file left
@@ -121,24 +112,24 @@ def test_sigterm_during_a_take_leaves_no_partial_take(
     rec = None
     try:
         rec = _record([str(dataset), "--scene", "office", "--seconds", "30", "--countdown", "0",
-                       "--mic", PULSE_DEVICE, "--camera", url], pulse.env)
+                       "--mic", PULSE_DEVICE, "--camera", url], pulse.env, tmp_path)
         deadline = time.monotonic() + 30
         folder = dataset / "office"
-        while time.monotonic() < deadline and rec.poll() is None:
+        while time.monotonic() < deadline and rec.proc.poll() is None:
             partial = [f for f in folder.iterdir() if f.name.endswith(".partial")] if folder.is_dir() else []
             if partial and partial[0].stat().st_size > 0:
                 break  # the take is being written
             time.sleep(0.1)
-        assert rec.poll() is None, rec.communicate()[1][-3000:]
+        assert rec.proc.poll() is None, rec.stderr_text()[-3000:]
         time.sleep(1.0)
-        rec.send_signal(signal.SIGTERM)  # timeout passes it on to avstream
-        _, err = rec.communicate(timeout=20)
+        rc = rec.stop(signal.SIGTERM, 20)  # timeout passes it on to avstream
     finally:
         for p in procs:
             kill_group(p)
         if rec is not None:
-            kill_group(rec)
-    assert rec.returncode == EXIT_STOPPED, err[-3000:]
+            rec.kill()
+    err = rec.stderr_text()
+    assert rc == EXIT_STOPPED, err[-3000:]
     assert "discarded" in err and "Traceback" not in err, err[-3000:]
     assert list((dataset / "office").iterdir()) == []
     assert summarize(dataset)[0].takes == 0
@@ -146,9 +137,8 @@ def test_sigterm_during_a_take_leaves_no_partial_take(
 
 @pytest.mark.parametrize("name", ["Kitchen", "living room", "a/b", "../up", "café", ""])
 def test_bad_scene_names_exit_2_with_one_line(name: str, tmp_path: Path) -> None:
-    res = subprocess.run(avstream_command("record", str(tmp_path / "ds"), "--scene", name,
-                                          "--seconds", "1", "--camera", "udp://127.0.0.1:9"),
-                         capture_output=True, text=True, timeout=60)
+    res = avstream("record", str(tmp_path / "ds"), "--scene", name, "--seconds", "1",
+                   "--camera", "udp://127.0.0.1:9", timeout=60)
     assert res.returncode == EXIT_USAGE, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "scene name" in lines[0] and "a-z, 0-9 and _" in lines[0], lines

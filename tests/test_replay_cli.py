@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from cli_run import command
-from replay_helpers import REPO, cli, remux_keep, stable, write_media
+from cli_run import start
+from replay_helpers import cli, remux_keep, stable, write_media
+
+RUN_BOUND_S = 120.0
+"""Each background run is killed after this whatever happens."""
 
 
 def test_fast_runs_are_identical_apart_from_clock_fields(tiny_bundle: Path, av_file: Path,
@@ -41,16 +44,16 @@ def test_jsonl_to_stdout_and_summary_to_stderr(tiny_bundle: Path, av_file: Path)
 
 def test_sigterm_stops_cleanly_with_a_summary(tiny_bundle: Path, tmp_path: Path) -> None:
     clip = write_media(tmp_path / "long.mp4", seconds=8.0)
-    proc = subprocess.Popen(
-        command("replay", str(clip), "--model", str(tiny_bundle), "--realtime", "--jsonl", "-"),
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # the first window: the pipeline is running
-    assert json.loads(first)["t"] == 1.0
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    run = start("replay", str(clip), "--model", str(tiny_bundle), "--realtime", "--jsonl", "-",
+                workdir=tmp_path, bound_s=RUN_BOUND_S)
+    try:
+        assert run.wait_for_lines(1, RUN_BOUND_S), run.stderr_text()  # the pipeline is running
+        assert json.loads(run.stdout_text().splitlines()[0])["t"] == 1.0
+        code = run.stop(signal.SIGTERM, 60)
+    finally:
+        run.kill()
+    out, err = run.stdout_text(), run.stderr_text()
+    assert code == 0, err
     assert "ended by stop request" in err
     assert len(out.splitlines()) < 35  # it did not run to the end of the 8-s file
 
@@ -67,18 +70,18 @@ SLOW_MODEL_LOAD = ("import sys, time\n"
 """The model takes 3 s to load, and says when it starts (the test's cue to send the signal)."""
 
 
-def test_sigterm_while_the_model_loads_exits_0_without_a_run(tiny_bundle: Path,
-                                                             av_file: Path) -> None:
-    proc = subprocess.Popen(
-        command("replay", str(av_file), "--model", str(tiny_bundle), "--fast", "--jsonl", "-",
-                patch=SLOW_MODEL_LOAD),
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stderr is not None
-    assert proc.stderr.readline().strip() == "loading the model"
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+def test_sigterm_while_the_model_loads_exits_0_without_a_run(tiny_bundle: Path, av_file: Path,
+                                                             tmp_path: Path) -> None:
+    run = start("replay", str(av_file), "--model", str(tiny_bundle), "--fast", "--jsonl", "-",
+                workdir=tmp_path, bound_s=RUN_BOUND_S, patch=SLOW_MODEL_LOAD)
+    try:
+        assert run.wait_for_stderr("loading the model\n", RUN_BOUND_S), run.stderr_text()
+        assert run.stderr_text().startswith("loading the model\n"), run.stderr_text()
+        code = run.stop(signal.SIGTERM, 60)
+    finally:
+        run.kill()
+    out, err = run.stdout_text(), run.stderr_text()
+    assert code == 0, err
     assert "avstream: stopped before the stream began; no windows" in err
     assert out == "" and "summary:" not in err  # no window ran
 

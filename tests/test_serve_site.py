@@ -4,12 +4,11 @@ reader accepts."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from cli_run import REPO, avstream
 
 from avstream import schemas
 from avstream.serve.config import (
@@ -19,8 +18,6 @@ from avstream.serve.config import (
     load_serve_config,
 )
 from avstream.serve.outputs_config import OUTPUT_KEYS, SITE_OUTPUT_KEYS
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -101,13 +98,11 @@ http_token = "${{NOT_SET_ANYWHERE}}"
 def test_check_command_exits_0_when_valid_and_2_listing_every_mistake(
         tmp_path: Path, tiny_bundle: Path, av_file: Path) -> None:
     good = write(tmp_path, f'model = "{tiny_bundle}"\n[streams.a]\nfile = "{av_file}"\n')
-    done = subprocess.run([sys.executable, "-m", "avstream", "serve", str(good), "--check"],
-                          capture_output=True, text=True, timeout=120)
+    done = avstream("serve", str(good), "--check")
     assert done.returncode == 0, done.stderr
     assert "is valid: 1 stream(s) (a)" in done.stdout and "checksums verified" in done.stdout
     bad = write(tmp_path, f'model = "{tiny_bundle}"\nthreads = "two"\n[streams.a]\nfile = "nope.mp4"\n')
-    done = subprocess.run([sys.executable, "-m", "avstream", "serve", str(bad), "--check"],
-                          capture_output=True, text=True, timeout=120)
+    done = avstream("serve", str(bad), "--check")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert any("threads: 'two'" in line for line in lines)
@@ -156,8 +151,7 @@ def test_site_http_is_refused_with_ray_in_one_line(tmp_path: Path, tiny_bundle: 
                                                    av_file: Path) -> None:
     cfg = write(tmp_path, f'model = "{tiny_bundle}"\n[outputs]\nhttp = "0"\n'
                           f'[streams.a]\nfile = "{av_file}"\n')
-    done = subprocess.run([sys.executable, "-m", "avstream", "serve", str(cfg), "--ray", "local"],
-                          capture_output=True, text=True, timeout=120)
+    done = avstream("serve", str(cfg), "--ray", "local")
     assert done.returncode == 2, done.stderr
     assert "outputs.http (one server for every stream) runs without --ray" in done.stderr
     assert "Traceback" not in done.stderr

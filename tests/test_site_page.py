@@ -6,22 +6,21 @@ streams under their ``stream`` label, and a wrong token gets 401."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_run import Child, start
 from net_env import artifacts_dir, chromium, require_python
 
 from avstream.errors import EXIT_OK
@@ -30,6 +29,8 @@ TOKEN = "s3cret"
 START_S = 120.0
 """Until both streams have a label (the model loads, the first windows run) on 2 busy cores."""
 STOP_S = 30.0
+RUN_BOUND_S = 600.0
+"""The serve process is killed after this whatever happens."""
 WAIT_MS = 30_000
 SITE_URL = re.compile(r"avstream: http: (http://\S+/) \(loopback only")
 
@@ -50,33 +51,17 @@ file = "{media}"
     return path
 
 
-@contextmanager
-def serving(cfg: Path) -> Iterator[tuple[str, list[str], subprocess.Popen[str]]]:
-    """``avstream serve cfg`` running; yields the site's URL (from its start-up line), the
-    stderr lines so far, and the process. Stopped with SIGTERM (as systemd does) at the end."""
-    proc = subprocess.Popen([sys.executable, "-m", "avstream", "serve", str(cfg)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
-    reader.start()
+@contextlib.contextmanager
+def serving(cfg: Path) -> Iterator[tuple[str, Child]]:
+    """``avstream serve cfg`` running; yields the site's URL (from its start-up line) and the
+    process. Stopped with SIGTERM (as systemd does) at the end: its exit code is then
+    ``server.proc.returncode``."""
+    server = start("serve", str(cfg), workdir=cfg.parent, bound_s=RUN_BOUND_S, name="serve")
     try:
-        deadline = time.monotonic() + START_S
-        url = None
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            url = next((m.group(1) for m in map(SITE_URL.search, list(lines)) if m), None)
-            time.sleep(0.1)
-        assert url is not None, "".join(lines)
-        yield url, lines, proc
+        yield server.search_stderr(SITE_URL.pattern, START_S).group(1), server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then killed: the test fails
+            server.stop(signal.SIGTERM, STOP_S)
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -112,7 +97,7 @@ def test_one_server_shows_every_stream_with_one_metrics(
 
     media, _ = synth_stream
     cfg = config(tmp_path / "site.toml", trained_bundle, media)
-    with serving(cfg) as (url, lines, proc):
+    with serving(cfg) as (url, server):
         rows = labelled(url)
         assert {s["sources"]["camera"] and s["sources"]["microphone"] for s in rows.values()} \
             == {True}
@@ -157,6 +142,6 @@ def test_one_server_shows_every_stream_with_one_metrics(
         assert shot.stat().st_size > 10_000
         if os.environ.get("AVSTREAM_SITE_SCREENSHOT"):  # refresh docs/img/site-page.png
             shutil.copy(shot, os.environ["AVSTREAM_SITE_SCREENSHOT"])
-    assert proc.returncode == EXIT_OK, "".join(lines)
-    out = "".join(lines)
+    out = server.stderr_text()
+    assert server.proc.returncode == EXIT_OK, out
     assert "avstream: a: " in out and "avstream: b: " in out

@@ -8,7 +8,6 @@ stalls (patched in the child only) stops feeding the watchdog for as long as it 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from cli_run import REPO, command
+from cli_run import avstream, child_env
 from crafted_media import frame_times, write_crafted
 from streams_env import file_stream, write_config
 
@@ -70,12 +69,9 @@ def notify_socket(path: Path) -> Iterator[list[tuple[float, str]]]:
 def run_notified(args: list[str], tmp_path: Path, patch: str | None = None
                  ) -> tuple[subprocess.CompletedProcess[str], list[tuple[float, str]]]:
     """``avstream ARGS`` under a notify socket; returns the run and the messages."""
-    cmd = command(*args, patch=patch)
-    env = dict(os.environ)
     with notify_socket(tmp_path / "notify") as received:
-        env[NOTIFY_SOCKET_ENV] = str(tmp_path / "notify")
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env,
-                              timeout=RUN_TIMEOUT_S, check=False)
+        done = avstream(*args, patch=patch, timeout=RUN_TIMEOUT_S,
+                        env=child_env(**{NOTIFY_SOCKET_ENV: str(tmp_path / "notify")}))
         time.sleep(0.3)  # the last datagram is read
     assert done.returncode == 0, done.stderr
     return done, list(received)
