@@ -196,14 +196,17 @@ class Child:
 
 
 def start(*args: str, workdir: Path, bound_s: float, env: dict[str, str] | None = None,
-          patch: str | None = None, name: str = "avstream", cwd: Path = REPO) -> Child:
-    """``avstream ARGS`` started in the background; ``workdir/NAME.stdout`` and ``.stderr``
-    receive its output; killed by ``timeout`` after ``bound_s`` whatever happens. ``env`` and
-    ``patch`` as for ``avstream()``. The caller ends it: ``stop()``, ``wait()`` or ``kill()``."""
+          patch: str | None = None, name: str = "avstream", cwd: Path = REPO,
+          python_module: str | None = None) -> Child:
+    """``avstream ARGS`` (or ``python -m PYTHON_MODULE ARGS``) started in the background;
+    ``workdir/NAME.stdout`` and ``.stderr`` receive its output; killed by ``timeout`` after
+    ``bound_s`` whatever happens. ``env`` and ``patch`` as for ``avstream()``. The caller ends
+    it: ``stop()``, ``wait()`` or ``kill()``."""
     out, err = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
+    argv = (_argv(args, patch, None) if python_module is None
+            else [sys.executable, "-m", python_module, *args])
     with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(["timeout", "-s", "KILL", f"{bound_s:g}",
-                                 *_argv(args, patch, None)],
+        proc = subprocess.Popen(["timeout", "-s", "KILL", f"{bound_s:g}", *argv],
                                 cwd=cwd, env=child_env() if env is None else env,
                                 stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
                                 start_new_session=True)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import module
 
 from avstream.scenes import (
     UNKNOWN,
@@ -25,7 +24,6 @@ from training.config import SMALL
 from training.data.places import is_places_root, read_split, scan_places, split_takes
 from training.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
 CONTENT = {"kitchen": "airport", "office": "metro", "garden": "park"}
 """Own class names -> the synthetic scene that plays each (different sound and look groups)."""
 TAKE_SECONDS = 2.0
@@ -122,9 +120,8 @@ def test_lonely_wav_is_refused(tmp_path: Path) -> None:
 def test_recipe_cli_refuses_a_bad_layout_in_one_line(tmp_path: Path, takes: dict[str, int],
                                                      message: str) -> None:
     root = placeholder_dataset(tmp_path / "ds", takes)
-    r = subprocess.run([sys.executable, "-m", "training", "recipe", "--preset", "lite",
-                        "--data", str(root), "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    r = module("training", "recipe", "--preset", "lite", "--data", str(root), "--out",
+               str(tmp_path / "run"))
     assert r.returncode == 2, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("training: error: "), r.stderr
@@ -245,10 +242,9 @@ def test_recipe_shows_each_steps_progress_in_a_log_skips_a_corrupt_take_and_time
     root = real_takes(tmp_path / "ds", takes=2, seconds=TAKE_SECONDS)
     (root / "office" / "take3.mp4").write_bytes(b"\x00not a video" * 100)
     (root / "garden" / "take3.mp4").write_bytes(b"")
-    r = subprocess.run([sys.executable, "-m", "training", "recipe", "--preset", "small",
-                        "--data", str(root), "--out", str(tmp_path / "run"), "--cache",
-                        str(tmp_path / "cache"), "--device", "cpu", "--max-epochs", "1"],
-                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    r = module("training", "recipe", "--preset", "small", "--data", str(root), "--out",
+               str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), "--device", "cpu",
+               "--max-epochs", "1", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     for text in (r.stdout, r.stderr):
         assert "\r" not in text and "\x1b" not in text  # no carriage returns, no ANSI codes

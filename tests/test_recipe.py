@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from cli_run import module, start
 
 from training.checkpoint import load_checkpoint
 from training.config import SMALL
@@ -24,8 +24,7 @@ differ by far more."""
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True,
-                          timeout=600)
+    return module("training", *args, timeout=600)
 
 
 def test_metrics_show_fusion_beats_either_branch(trained_run: Path) -> None:
@@ -143,12 +142,12 @@ def test_killed_step_resumes_from_its_last_epoch(trained_run: Path, synth_datase
                                                  artifacts_dir: Path, tmp_path: Path) -> None:
     """SIGKILL a fusion step mid-run; the rerun continues from the epoch after the last saved."""
     shutil.copy(trained_run / "visual.ckpt", tmp_path / "visual.ckpt")
-    cmd = [sys.executable, "-m", "training", "train", "--step", "fusion", "--data", str(synth_dataset),
-           "--out", str(tmp_path), "--config", "small", "--cache", str(artifacts_dir / "cache"),
-           "--device", "cpu", "--patience", "1000"]
+    cmd = ["train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(tmp_path),
+           "--config", "small", "--cache", str(artifacts_dir / "cache"), "--device", "cpu",
+           "--patience", "1000"]
     last = tmp_path / "fusion.last.ckpt"
-    proc = subprocess.Popen([*cmd, "--epochs", "1000"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start(*cmd, "--epochs", "1000", workdir=tmp_path, bound_s=600, name="fusion",
+                 python_module="training")
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -159,9 +158,8 @@ def test_killed_step_resumes_from_its_last_epoch(trained_run: Path, synth_datase
             pytest.fail("the fusion step never saved an epoch")
     finally:
         proc.kill()
-        proc.wait()
     saved = load_checkpoint(last).train_state["epoch"]
-    res = subprocess.run([*cmd, "--epochs", str(saved + 3)], capture_output=True, text=True, timeout=600)
+    res = run_cli(*cmd, "--epochs", str(saved + 3))
     assert res.returncode == 0, res.stderr
     assert f"resuming at epoch {saved + 1}" in res.stderr
     done = load_checkpoint(tmp_path / "fusion.ckpt")
@@ -211,11 +209,10 @@ def test_a_step_runs_under_torchrun_with_ddp(trained_run: Path, synth_dataset: P
                                              artifacts_dir: Path, tmp_path: Path) -> None:
     """The multi-GPU path (torchrun + DistributedDataParallel) on 2 CPU processes with gloo."""
     shutil.copy(trained_run / "visual.ckpt", tmp_path / "visual.ckpt")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "training", "train", "--step", "fusion", "--data", str(synth_dataset),
-           "--out", str(tmp_path), "--config", "small", "--cache", str(artifacts_dir / "cache"),
-           "--device", "cpu", "--epochs", "2"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res = module("torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "training",
+                 "train", "--step", "fusion", "--data", str(synth_dataset), "--out", str(tmp_path),
+                 "--config", "small", "--cache", str(artifacts_dir / "cache"), "--device", "cpu",
+                 "--epochs", "2", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "rank 1 of 2" in res.stderr
     done = load_checkpoint(tmp_path / "fusion.ckpt")
