@@ -184,3 +184,26 @@ def test_live_mic_camera_from_the_command_line(trained_bundle: Path, synth_strea
     assert rc == 0, stderr[-3000:]
     assert "audio: the camera stream's own track, 48000 Hz 2 ch" in stderr, stderr[:3000]
     assert "aligned by the stream's own timestamps" in stderr, stderr[:3000]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("delay_s", [0.0, 0.5])
+def test_an_opened_camera_is_said_opened_and_never_also_not_opened(
+        synth_stream: tuple[Path, Path], delay_s: float) -> None:
+    """The start-up details of a camera that opened say so once; the "did not open" line is for
+    a camera that did not (it was once printed for every opened camera run without
+    --video-delay)."""
+    require_camera_stack()
+    media, _ = synth_stream
+    port = free_udp_port()
+    sender = serve_camera(media, port, 10.0)
+    source = LiveSource(LiveOptions(use_mic=False, camera=camera_url(port), video_delay_s=delay_s))
+    try:
+        info = source.open()
+    finally:
+        source.close()
+        kill_group(sender)
+    said = "\n".join(info.details)
+    assert "opened (" in said, said
+    assert "did not open" not in said, said
+    assert ("--video-delay" in said) == (delay_s > 0), said

@@ -180,11 +180,11 @@ class LiveSource(Source):
             if self._camera.camera.frame_size is not None:
                 width, height = self._camera.camera.frame_size
                 details.append(f"{cam} opened ({width}x{height})")
+            else:
+                details.append(f"{cam} did not open: retrying with backoff")
             if self.options.video_delay_s:
                 details.append(f"{cam}: frames placed {self.options.video_delay_s:g} s before "
                                "they arrive (--video-delay)")
-            else:
-                details.append(f"{cam} did not open: retrying with backoff")
         return SourceInfo(
             name=" + ".join(names), has_audio=self._mic is not None,
             has_video=self._camera is not None, live=True, audio_rate_hz=rate,
