@@ -67,7 +67,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("drop-all", "every hop is dropped as stale",
            "avstream/stream/arrivals.py",
            "        if self.clock is None:\n            return False, False\n"
-           "        if taken - complete > self.stale_after_s:",
+           "        deadline = self.deadline(complete)\n"
+           "        if deadline is not None and taken > deadline:",
            "        if True:",
            ("tests/test_promises.py::test_windows_on_the_hop_grid_and_one_new_frame_per_hop",)),
     Mutant("late-media-dropped", "a window whose media arrived late is dropped, not run and counted",
