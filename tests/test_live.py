@@ -273,6 +273,36 @@ def test_live_goes_video_only_when_the_microphone_dies_hears_again_when_it_retur
 
 
 @pytest.mark.live
+def test_live_audio_only_labels_every_window_from_the_microphone(
+    own_pulse: PulseServer, trained_bundle: Path, stream_wav: Path, tmp_path: Path,
+) -> None:
+    """`avstream live --no-camera`, as the README shows it, run to its end: every line is
+    audio-only on the audio branch, and SIGTERM stops it with a summary (exit 0)."""
+    procs = []
+    daemon: Daemon | None = None
+    try:
+        procs.append(play(own_pulse, stream_wav, max_seconds=40))
+        daemon = start_daemon(
+            ["--model", str(trained_bundle), "--mic", PULSE_DEVICE, "--no-camera", "--jsonl", "-",
+             "--no-view"],
+            env=own_pulse.env, workdir=tmp_path, max_seconds=DAEMON_BOUND_S)
+        assert daemon.wait_for_stdout_count('"modalities":["audio"]', 10, DAEMON_START_S), (
+            daemon.stderr_text()[-3000:])
+        rc = daemon.stop(signal.SIGTERM)
+    finally:
+        for p in procs:
+            kill_group(p)
+        if daemon is not None:
+            kill_group(daemon.proc)
+    stderr = daemon.stderr_text()
+    assert rc == EXIT_OK, stderr[-3000:]
+    records = parse_jsonl(daemon.stdout_text())
+    assert len(records) >= 10
+    assert all(r["modalities"] == AUDIO and r["branch"] == "audio" for r in records), records[:3]
+    assert "summary:" in stderr and "stop request" in stderr, stderr[-3000:]
+
+
+@pytest.mark.live
 def test_live_exits_3_when_no_capture_device_works(trained_bundle: Path) -> None:
     require_camera_stack()
     port = free_udp_port()  # nothing is sent there

@@ -158,10 +158,8 @@ WHERE: dict[str, Here | By | NotInCI] = {
     "avstream live --model BUNDLE --camera rtsp://127.0.0.1:8554/cam --jsonl labels.jsonl": By(
         "tests/test_live.py::test_live_follows_scenes_survives_the_camera_dying_and_stops_cleanly",
         ("live", "--camera", "--jsonl")),
-    # Only its refusal of a microphone that does not exist: no test runs `live --no-camera`
-    # (audio only) to its end yet.
     "avstream live --model BUNDLE --no-camera": By(
-        "tests/test_devices.py::test_unknown_microphone_is_one_line_listing_the_inputs_that_exist",
+        "tests/test_live.py::test_live_audio_only_labels_every_window_from_the_microphone",
         ("live", "--no-camera")),
     "avstream replay recording.mp4 --model BUNDLE --realtime": By(
         "tests/test_replay_cli.py::test_sigterm_stops_cleanly_with_a_summary",
