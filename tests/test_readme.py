@@ -232,6 +232,8 @@ WHERE: dict[str, Here | By | NotInCI] = {
         "tests/test_live.py::test_live_follows_scenes_survives_the_camera_dying_and_stops_cleanly"),
     "avstream info": Here(("avstream", "info", "BUNDLE")),
     "avstream --version": Here(),
+    "python -m training evaluate --data D --checkpoint RUN/finetune.ckpt --mono": By(
+        "tests/test_recipe.py::test_evaluate_cli_feeds_mono_audio", ("evaluate", "--mono")),
     "avstream --log-level DEBUG|INFO|WARNING|ERROR CMD ...": By(
         "tests/test_cli.py::test_log_level_and_v_set_the_library_loggers", ("--log-level",)),
     "avstream history PATH --since 24h": By(
