@@ -25,7 +25,8 @@ STREAM_SEED = 77
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``slow`` tests (minutes-long training runs) run only when -m names them, e.g.
+    """``slow`` tests (minutes-long training runs, the benchmark scripts' own checks, torchrun)
+    run only when -m names them, e.g.
     ``bash scripts/test.sh -m slow``; the default suite and CI leave them out."""
     if "slow" in (config.getoption("markexpr") or ""):
         return

@@ -41,6 +41,7 @@ def _is_number(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+@pytest.mark.slow  # a benchmark script's own check (exports and timed rounds, about a minute): run with -m slow, outside CI's 20-minute budget
 def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None:
     png = tmp_path / "hop.png"
     report = _run("latency", "--config", "small", "--iters", "4", "--warmup", "1",
@@ -77,6 +78,7 @@ def test_latency_reports_every_figure(bench_cache: Path, tmp_path: Path) -> None
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.slow  # a benchmark script's own check (exports and timed rounds, about a minute): run with -m slow, outside CI's 20-minute budget
 def test_stream_reports_every_figure(bench_cache: Path) -> None:
     report = _run("throughput", "--config", "small", "--minutes", "0.2",
                   "--uncached-minutes", "0.1", "--idle-seconds", "0.5",

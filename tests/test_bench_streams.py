@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_run import module
 
 KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo",
@@ -13,6 +14,7 @@ KEYS = ("streams_batched_int8", "streams_processes_int8", "streams_batched_demo"
         "delivered_share_min_over_capacity")
 
 
+@pytest.mark.slow  # a benchmark script's own check (exports and timed rounds, about a minute): run with -m slow, outside CI's 20-minute budget
 def test_bench_streams_reports_every_figure(tiny_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "streams.json"
     r = module("bench.streams", "--json", "--out", str(out), "--int8", str(tiny_bundle), "--demo",

@@ -219,8 +219,8 @@ WHERE: dict[str, Here | By | NotInCI] = {
     # Development
     'python -m pytest -m "not live"': CI_SUITE,
     "bash scripts/test.sh -m slow": NotInCI(
-        "the slow training runs (minutes each on 2 cores): tests/conftest.py deselects them "
-        "unless -m names slow, and CI does not"),
+        "the slow tests (training runs, the benchmark scripts' own checks, torchrun; minutes "
+        "each on 2 cores): tests/conftest.py deselects them unless -m names slow, and CI does not"),
     "AVSTREAM_TEST_CACHE=/tmp/avs python -m pytest": NotInCI(
         "a developer's fixture cache kept between runs; CI builds the fixtures fresh"),
     "AVSTREAM_TEST_CACHE=/tmp/avs python scripts/mutants.py": NotInCI(

@@ -205,6 +205,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> Non
     assert expected in last
 
 
+@pytest.mark.slow  # torchrun's multi-process path (for GPU hosts): run with -m slow, outside CI's 20-minute budget
 def test_a_step_runs_under_torchrun_with_ddp(trained_run: Path, synth_dataset: Path,
                                              artifacts_dir: Path, tmp_path: Path) -> None:
     """The multi-GPU path (torchrun + DistributedDataParallel) on 2 CPU processes with gloo."""
