@@ -181,7 +181,8 @@ def recipe(data: DataOpt, out: OutOpt, config: ConfigOpt = "paper", seed: int = 
     """The four steps, temperature scaling, then the evaluation; writes OUT/metrics.json.
     DATA is a TAU-layout root or a folder of own places (DATASET/<scene>/<take>.mp4).
     Rerun to resume."""
-    from training.train.recipe import held_out_lines, run_lines, run_recipe
+    from training.train.recipe import run_recipe
+    from training.train.report import held_out_lines, run_lines
 
     overrides = {step: {"mono_share": mono_share} for step in MONO_STEPS}
     opts = _run_options(data, out, config, seed, device, cache, backbone_weights, overrides,

@@ -43,7 +43,7 @@ from training.data.tau import TauSplit, read_tau_split, tau_classes
 from training.errors import DataError
 from training.model import AVSceneNet
 from training.model.calibration import UNCALIBRATED
-from training.progress import Progress, clock
+from training.progress import Progress
 from training.train.distributed import Runtime, init_runtime
 from training.train.options import MONO_STEPS, STEPS, Step, StepOptions
 from training.train.steps import STEP_FUNCTIONS, StepContext
@@ -57,9 +57,6 @@ CACHE_STEP = "cache"
 CALIBRATION_STEP = "calibration"
 EVALUATE_STEP = "evaluate"
 """The recipe's steps around the training steps, as its progress and timings name them."""
-SHORT_STEP_S = 60.0
-"""Steps shorter than this show their time in seconds; longer ones as H:MM:SS."""
-
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -375,10 +372,6 @@ def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-def duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < SHORT_STEP_S else clock(seconds)
-
-
 def skipped_clips(prepared: dict[str, Split]) -> dict[str, str]:
     """Every clip or take left out (missing, undecodable, too short) -> why, over all splits."""
     out: dict[str, str] = {}
@@ -386,33 +379,3 @@ def skipped_clips(prepared: dict[str, Split]) -> dict[str, str]:
         for report in (part.tau.report, part.cache.report):
             out.update(report.skipped)
     return dict(sorted(out.items()))
-
-
-def run_lines(metrics: dict[str, Any]) -> list[str]:
-    """What the run left out and the wall time of the whole recipe and of each step, for the
-    end of its output."""
-    skipped = metrics.get("skipped", {})
-    lines = [f"skipped {len(skipped)} clip(s) that could not be used: "
-             + "; ".join(f"{stem} ({why})" for stem, why in skipped.items())] if skipped else []
-    wall = dict(metrics["wall_seconds"])
-    total = wall.pop("total")
-    lines.append(f"wall time {duration(total)} in all; per step:")
-    lines += [f"  {step:18s} {duration(s)}" for step, s in wall.items()]
-    return lines
-
-
-CONFUSED_PAIRS_SHOWN = 3
-
-
-def held_out_lines(metrics: dict[str, Any]) -> list[str]:
-    """What the recipe measured on the held-out clips or takes, for the end of its output:
-    accuracy per class (final output) and the most confused (true -> predicted) pairs."""
-    classes = metrics["config"]["classes"]
-    lines = [f"held-out accuracy per class (final, {metrics['segments']} 1-s segments):"]
-    lines += [f"  {c:18s} {a:.3f}" for c, a in metrics["per_class_accuracy"].items()]
-    cm = metrics["confusion"]
-    pairs = sorted(((n, classes[i], classes[j]) for i, row in enumerate(cm)
-                    for j, n in enumerate(row) if i != j and n), reverse=True)
-    shown = ", ".join(f"{t} -> {p} ({n})" for n, t, p in pairs[:CONFUSED_PAIRS_SHOWN])
-    lines.append(f"most confused: {shown or 'none'}")
-    return lines
