@@ -10,8 +10,10 @@ from training.progress import clock
 SHORT_STEP_S = 60.0
 """Steps shorter than this show their time in seconds; longer ones as H:MM:SS."""
 
+
 def duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < SHORT_STEP_S else clock(seconds)
+
 
 def run_lines(metrics: dict[str, Any]) -> list[str]:
     """What the run left out and the wall time of the whole recipe and of each step, for the
@@ -25,7 +27,9 @@ def run_lines(metrics: dict[str, Any]) -> list[str]:
     lines += [f"  {step:18s} {duration(s)}" for step, s in wall.items()]
     return lines
 
+
 CONFUSED_PAIRS_SHOWN = 3
+
 
 def held_out_lines(metrics: dict[str, Any]) -> list[str]:
     """What the recipe measured on the held-out clips or takes, for the end of its output:
