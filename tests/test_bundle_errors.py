@@ -1,7 +1,8 @@
 """A bad bundle is refused by the real ``avstream info`` before anything else starts: one line on
 stderr naming the file and the problem, exit code 2, no traceback, nothing on stdout.
 
-One real SMALL bundle is exported per module; each case copies it and breaks one thing.
+The session's real SMALL bundle (``tiny_bundle``) is the good one; each case copies it and breaks
+one thing.
 """
 
 from __future__ import annotations
@@ -15,26 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from cli_run import avstream
 
 from avstream.bundle.loader import load_bundle, sha256_file
 from avstream.errors import EXIT_USAGE, BundleError
-from export.bundle_writer import ExportOptions, export_bundle
-from training.checkpoint import Checkpoint, save_checkpoint
 from training.config import SMALL
-from training.model import AVSceneNet
 
 
 @pytest.fixture(scope="module")
-def good_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("good")
-    torch.manual_seed(3)
-    ckpt = root / "small.ckpt"
-    save_checkpoint(ckpt, Checkpoint(config=SMALL, state_dict=AVSceneNet(SMALL).state_dict()))
-    bundle = root / "bundle"
-    export_bundle(ckpt, bundle, ExportOptions())
-    return bundle
+def good_bundle(tiny_bundle: Path) -> Path:
+    """The session's untrained SMALL bundle (real exporter), never changed here."""
+    return tiny_bundle
 
 
 @pytest.fixture
