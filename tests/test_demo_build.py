@@ -2,9 +2,9 @@
 -> recording) into ``AVSTREAM_CACHE``, an interrupted ``--rebuild`` that leaves it usable, and
 its reuse.
 
-The build trains the demo preset for real: minutes on 2 CPU cores, hence ``slow``
-(``pytest -m "not slow"`` leaves it out; CI runs it). test_demo.py covers the replay and the
-scoring on a finished build in seconds.
+The build trains the demo preset for real: minutes on 2 CPU cores, hence ``slow``: the default
+suite and CI leave it out to stay inside their 20 minutes, ``bash scripts/test.sh -m slow`` runs
+it. test_demo.py covers the replay and the scoring on a finished build in seconds.
 """
 
 from __future__ import annotations

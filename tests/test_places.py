@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_run import module
 
@@ -273,3 +274,26 @@ def test_recipe_shows_each_steps_progress_in_a_log_skips_a_corrupt_take_and_time
     assert set(times) == {*STEPS_SHOWN, "total"}
     assert times["total"] >= sum(v for k, v in times.items() if k != "total") > 0
     assert list(metrics["skipped"]) == ["garden-take3", "office-take3"]
+
+
+def test_the_fusion_step_sees_mono_audio_outputs_for_the_share_drawn_as_mono() -> None:
+    """The fusion step trains the heads on the frozen audio branch's outputs, computed once. Fed
+    only stereo outputs, the demo preset (no fine-tuning step) fell from 0.980 fed stereo to 0.770
+    fed mono although its audio step saw mono: the early-fusion layers had never met the audio
+    features of a down-mix. So it keeps the outputs of the down-mix beside them and draws."""
+    import torch
+
+    from training.train.options import RECIPES
+    from training.train.steps import FrozenOutputs
+
+    assert RECIPES["demo"]["fusion"].mono_share == 0.5
+    stereo = FrozenOutputs([torch.zeros(9, 4)], [torch.zeros(3, 10)], [torch.zeros(3, 5, 2)],
+                           [torch.ones(3, 10)], [torch.ones(3, 5, 2)])
+    rows = np.array([[0, 0], [0, 1], [0, 2]])
+    probs, steps = stereo.audio(rows, mono=torch.tensor([True, False, True]))
+    assert probs[:, 0].tolist() == [1.0, 0.0, 1.0] and steps[:, 0, 0].tolist() == [1.0, 0.0, 1.0]
+    probs, _ = stereo.audio(rows)  # validation: stereo as recorded
+    assert probs.sum() == 0
+    without = FrozenOutputs([torch.zeros(9, 4)], [torch.zeros(3, 10)], [torch.zeros(3, 5, 2)])
+    with pytest.raises(RuntimeError, match="mono"):
+        without.audio(rows, mono=torch.tensor([True, False, False]))

@@ -129,7 +129,7 @@ SelectOpt = Annotated[str, typer.Option(
     "validation (fold1_train locations held out; default) or evaluate (the seed's protocol)")]
 MonoOpt = Annotated[float | None, typer.Option(
     "--mono-share", min=0.0, max=1.0,
-    help="share of training examples fed as mono (both channels L+R/2) in the audio and "
+    help="share of training examples fed as mono (both channels L+R/2) in the audio, fusion and "
     "finetune steps (default: the preset's: 0.5, the paper's 0)")]
 ProgressOpt = Annotated[bool, typer.Option(
     "--progress/--no-progress", help="each step's progress with an ETA on stderr: a bar on a "

@@ -14,8 +14,9 @@ from typing import Literal
 Step = Literal["audio", "visual", "fusion", "finetune"]
 SelectBy = Literal["accuracy", "loss"]
 STEPS: tuple[Step, ...] = ("audio", "visual", "fusion", "finetune")
-MONO_STEPS: tuple[Step, ...] = ("audio", "finetune")
-"""Steps that train the audio branch on waveforms, where ``mono_share`` applies."""
+MONO_STEPS: tuple[Step, ...] = ("audio", "fusion", "finetune")
+"""Steps whose examples carry audio, where ``mono_share`` applies: audio and finetune train the
+audio branch on waveforms, fusion trains the heads on the frozen audio branch's outputs."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class StepOptions:
     saturation scaled by up to this share (0: none, the seed's recipe)."""
     mono_share: float = 0.0
     """Share of training examples fed as mono (both channels the mid signal), in the steps
-    that train the audio branch on waveforms (audio, finetune); 0 is the seed's recipe, the
-    other presets use ``MONO_SHARE``."""
+    whose examples carry audio (``MONO_STEPS``); 0 is the seed's recipe, the other presets use
+    ``MONO_SHARE``."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.unfrozen_lr <= 0:
@@ -102,7 +103,8 @@ SMALL_RECIPE: dict[Step, StepOptions] = {
     # The late-fusion dense sees probabilities in [0, 1]: it needs large weights to become
     # confident, so a short run needs a high rate and patience past the first accuracy plateau.
     "fusion": PAPER_RECIPE["fusion"].replace(lr=1e-2, max_epochs=100, early_stop_patience=30,
-                                             plateau_patience=8, crops_per_clip=6),
+                                             plateau_patience=8, crops_per_clip=6,
+                                             mono_share=MONO_SHARE),
     "finetune": PAPER_RECIPE["finetune"].replace(lr=1e-5, max_epochs=1, crops_per_clip=2,
                                                  mono_share=MONO_SHARE),
 }

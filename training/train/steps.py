@@ -69,16 +69,29 @@ class FrozenOutputs:
     frame_features: list[torch.Tensor]  # per clip (n_frames, F)
     audio_probs: list[torch.Tensor] | None = None  # per clip (n_starts, C)
     audio_steps: list[torch.Tensor] | None = None  # per clip (n_starts, 5, A)
+    mono_probs: list[torch.Tensor] | None = None
+    """The same of the clip's down-mix (both channels the mid), where the step trains on a share
+    of mono examples."""
+    mono_steps: list[torch.Tensor] | None = None
 
     def frames(self, rows: np.ndarray) -> torch.Tensor:
         return torch.stack([self.frame_features[i][k:k + 5] for i, k in rows])
 
-    def audio(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def audio(self, rows: np.ndarray, mono: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio outputs of ``rows``; where ``mono`` (one flag per row) is set, the down-mix's."""
         if self.audio_probs is None or self.audio_steps is None:
             raise RuntimeError("audio outputs were not precomputed for this step")
         probs = torch.stack([self.audio_probs[i][k] for i, k in rows])
         steps = torch.stack([self.audio_steps[i][k] for i, k in rows])
-        return probs, steps
+        if mono is None or not bool(mono.any()):
+            return probs, steps
+        if self.mono_probs is None or self.mono_steps is None:
+            raise RuntimeError("mono audio outputs were not precomputed for this step")
+        mono_probs = torch.stack([self.mono_probs[i][k] for i, k in rows])
+        mono_steps = torch.stack([self.mono_steps[i][k] for i, k in rows])
+        return (torch.where(mono[:, None], mono_probs, probs),
+                torch.where(mono[:, None, None], mono_steps, steps))
 
 
 class FrameFeatureMemo:
@@ -138,15 +151,17 @@ def encode_all_frames(model: AVSceneNet, index: CropIndex, device: torch.device,
 
 @torch.no_grad()
 def audio_all_starts(model: AVSceneNet, index: CropIndex, device: torch.device,
-                     progress: Progress = SILENT, label: str = "audio outputs"
+                     progress: Progress = SILENT, label: str = "audio outputs", mono: bool = False
                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The audio branch's outputs at every start of every clip (of its down-mix if ``mono``)."""
     model.eval()
     probs, steps = [], []
     with progress.task(label, len(index), "clips") as task:
         for i in range(len(index)):
             rows = np.stack([np.full(index.n_starts[i], i), np.arange(index.n_starts[i])], axis=1)
-            p, s = zip(*(model.audio(index.waves(b).to(device))
-                         for b in batched(rows, FEATURE_BATCH)), strict=True)
+            p, s = zip(*(model.audio((to_mid(w) if mono else w).to(device))
+                         for w in (index.waves(b) for b in batched(rows, FEATURE_BATCH))),
+                       strict=True)
             probs.append(torch.cat(p).cpu())
             steps.append(torch.cat(s).cpu())
             task.advance()
@@ -300,14 +315,19 @@ def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
                                         f"fusion: audio outputs ({name})")
         frames = encode_all_frames(model, idx, dev, ctx.progress, f"fusion: frame features ({name})")
         out[name] = FrozenOutputs(frames, probs, steps)
+    if opt.mono_share > 0:  # the heads must also meet the audio features of a down-mix
+        out["train"].mono_probs, out["train"].mono_steps = audio_all_starts(
+            model, ctx.train, dev, ctx.progress, "fusion: audio outputs (train, mono)", mono=True)
     fusion = nn.ModuleList([model.early, model.late])
     set_trainable(fusion, True)
     net = ctx.runtime.wrap(_FusionLoss(model))
+    gen = torch.Generator().manual_seed(ctx.seed)
 
     def batches(epoch: int) -> Iterator[Batch]:
         rows = _epoch_rows(ctx, opt, epoch)
         for b in batched(rows, opt.batch_size):
-            probs, steps = out["train"].audio(b)
+            mono = torch.rand(len(b), generator=gen) < opt.mono_share
+            probs, steps = out["train"].audio(b, mono)
             yield (out["train"].frames(b).to(dev), steps.to(dev), probs.to(dev),
                    one_hot(ctx.train.labels(b), n).to(dev))
 
