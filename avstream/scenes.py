@@ -89,11 +89,13 @@ def mono_input_warning(training_data: Mapping[str, Any], input_channels: int | N
     """The start-up sentence of a run that feeds a mono input to a stereo model whose manifest
     says it never saw mono audio (``training_data.mono_share`` 0), else None. The down-mix
     removes the inter-channel cues such a model may lean on: on the synthetic set a small model
-    fell from 1.000 fed stereo to 0.600 fed mono, and one trained with ``--mono-share 0.5`` held
-    0.995 (docs/training.md). Bundles that do not record the share say nothing."""
+    fell from 1.000 fed stereo to 0.600 fed mono, and one trained on half mono examples (the
+    default of every recipe but the paper's) held 0.995 (docs/training.md). Bundles that do not
+    record the share say nothing."""
     if input_channels != 1 or model_channels < 2 or training_data.get("mono_share") != 0:
         return None
     return ("note: the microphone is mono and this model was trained on stereo audio only; fed "
-            "mono its labels may be much worse (docs/training.md, mono microphones). Retrain with "
-            "--mono-share 0.5 for a mono microphone")
+            "mono its labels may be much worse (docs/training.md, mono microphones). Retrain it "
+            "with the lite, small or demo recipe, which train on half mono examples by default, "
+            "or with --mono-share 0.5")
 
