@@ -14,6 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import av
 import pytest
 from cli_run import Child, child_env, start
 
@@ -59,8 +60,11 @@ def test_demo_builds_into_avstream_cache_reuses_and_rebuilds(tmp_path: Path) -> 
     assert manifest["provenance"]["config"]["preset"] == "demo"
     assert manifest["video"]["frame_width"] == 64 and manifest["audio"]["sample_rate"] == 48_000
     assert not (root / "cache").exists() and not root.with_name(root.name + ".partial").exists()
+    with av.open(str(root / "recording.mp4")) as recording:  # with AAC: 79 % (demo.py)
+        assert recording.streams.audio[0].codec_context.name == demo.DEMO_AUDIO_CODEC == "flac"
     m = ACCURACY.search(first.stdout)
     assert m and float(m.group(1)) >= 90.0, first.stdout[-2000:]
+    assert "7/7 changes shown" in first.stdout, first.stdout[-2000:]
     assert int(m.group(2)) > 400  # of the ~600 windows of a 2-min recording
 
     # --rebuild starts over in a side folder; interrupted, it leaves the finished build usable.

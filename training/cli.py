@@ -50,7 +50,7 @@ def synth(out_dir: Path,
               "coherence), a cue a mono microphone loses")] = False,
           hard: Annotated[bool, typer.Option(
               "--hard", help="what makes TAU hard: another microphone and camera for the "
-              "evaluate split, babble noise at 0-12 dB SNR, each place's light and viewpoint")]
+              "evaluate split, babble noise at 5-15 dB SNR, each place's light and viewpoint")]
           = False) -> None:
     """Write a synthetic dataset in the TAU AV 2021 layout (complementary modalities)."""
     from training.synth.dataset import write_synthetic_dataset
@@ -65,12 +65,22 @@ def synth(out_dir: Path,
 def synth_stream(out_mp4: Path,
                  scenes: Annotated[str, typer.Option(help="comma-separated scene names, in order")],
                  seconds_per_scene: Annotated[float, typer.Option(min=1.0)] = 8.0,
-                 seed: int = 0) -> None:
-    """Write one mp4 (H.264 + AAC) moving through the given scenes, plus a CSV of true intervals."""
-    from training.synth.stream import write_synthetic_stream
+                 seed: int = 0,
+                 audio_codec: Annotated[str, typer.Option(
+                     help="aac (128 kbps, as a camera writes it) or flac (lossless: for "
+                     "scoring a model)")] = "aac") -> None:
+    """Write one mp4 (H.264 + AAC or FLAC) moving through the given scenes, plus a CSV of true
+    intervals."""
+    from training.synth.stream import AUDIO_BIT_RATES, write_synthetic_stream
 
+    if audio_codec not in AUDIO_BIT_RATES:
+        raise UsageError(f"--audio-codec {audio_codec!r}; expected one of {sorted(AUDIO_BIT_RATES)}")
     names = [s.strip() for s in scenes.split(",") if s.strip()]
-    csv = write_synthetic_stream(out_mp4, names, seconds_per_scene=seconds_per_scene, seed=seed)
+    try:
+        csv = write_synthetic_stream(out_mp4, names, seconds_per_scene=seconds_per_scene,
+                                     seed=seed, audio_codec=audio_codec)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     print(f"stream written to {out_mp4}; true scene intervals in {csv}")
 
 
@@ -130,7 +140,7 @@ SelectOpt = Annotated[str, typer.Option(
 MonoOpt = Annotated[float | None, typer.Option(
     "--mono-share", min=0.0, max=1.0,
     help="share of training examples fed as mono (both channels L+R/2) in the audio, fusion and "
-    "finetune steps (default: the preset's: 0.5, the paper's 0)")]
+    "finetune steps (default: the preset's: 0.5 for small and lite, 0 for paper and demo)")]
 ProgressOpt = Annotated[bool, typer.Option(
     "--progress/--no-progress", help="each step's progress with an ETA on stderr: a bar on a "
     "terminal, a plain line every 10 s otherwise")]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from avstream.commands import options as opt
-from avstream.demo import build_assets, cached_assets, default_cache_dir
+from avstream.demo import DEMO_VERSION, build_assets, cached_assets, default_cache_dir
 from avstream.driver import Outputs, Pace, open_engine, run_command
 from avstream.inference.engine import Engine
 from avstream.outputs.collect import Collect
@@ -24,7 +24,8 @@ from avstream.truth import read_truth_csv, score_timeline
 
 def demo(
     cache_dir: Annotated[Path | None, typer.Option(
-        help="Where the demo model and recording are kept (default ~/.cache/avstream/demo-v2).")] = None,
+        help="Where the demo model and recording are kept (default "
+        f"~/.cache/avstream/demo-v{DEMO_VERSION}).")] = None,
     rebuild: Annotated[bool, typer.Option(help="Build again even if a finished build exists.")] = False,
     realtime: Annotated[bool, typer.Option(
         "--realtime/--fast", help="Replay at the wall-clock pace (default) or as fast as possible.")] = True,

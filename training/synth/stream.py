@@ -1,4 +1,5 @@
-"""One mp4 (H.264 + AAC, 48 kHz stereo) that moves through synthetic scenes, with its truth CSV.
+"""One mp4 (H.264 + AAC or FLAC, 48 kHz stereo) that moves through synthetic scenes, with its truth
+CSV.
 
 For replaying through the daemon: the scenes are rendered by the dataset's renderers (each
 scene a fresh, unseen location), so a model trained on ``write_synthetic_dataset`` should
@@ -10,6 +11,11 @@ follow the changes. The truth goes beside the video as ``<out>.csv`` (same path,
 
 Scene boundaries fall on video frames (each boundary is rounded to the nearest frame), and the
 CSV gives the exact boundary times.
+
+AAC at 128 kbps is what a camera or a phone would write; FLAC keeps the rendered audio to the
+16-bit step. A recording that scores a model wants FLAC: the AAC coder changes how alike the two
+channels are, a cue of the synthetic sound groups, and a demo bundle that labelled a FLAC recording
+100 % right labelled its AAC twin 79 % right (docs/training.md, "Lossy audio").
 """
 
 from __future__ import annotations
@@ -35,10 +41,20 @@ from training.synth.scenes import (
 
 log = logging.getLogger(__name__)
 
-AUDIO_CODEC: Final[str] = "aac"
-AUDIO_BIT_RATE: Final[int] = 128_000
+AUDIO_BIT_RATES: Final[dict[str, int | None]] = {"aac": 128_000, "flac": None}
+"""The audio codecs a stream can carry, with the bit rate of each lossy one."""
 AUDIO_CHUNK: Final[int] = 1024  # AAC frame size in samples
 STREAM_SEED_TAG: Final[int] = 7_919  # keeps stream locations apart from dataset locations
+
+
+def stream_location_rng(seed: int, scene_index: int) -> np.random.Generator:
+    """The draw of the stream's scene ``scene_index``: its location's sound, then its look."""
+    return np.random.default_rng([seed, STREAM_SEED_TAG, scene_index])
+
+
+def stream_clip_rng(seed: int, scene_index: int) -> np.random.Generator:
+    """The rendering noise of that scene: its audio first, then its frames."""
+    return np.random.default_rng([seed, STREAM_SEED_TAG, scene_index, 1])
 
 
 def truth_csv_path(out_mp4: str | Path) -> Path:
@@ -54,10 +70,13 @@ def write_synthetic_stream(
     width: int = 320,
     height: int = 240,
     fps: int = 15,
+    audio_codec: str = "aac",
 ) -> Path:
     """Write the stream and its truth CSV; returns the CSV's path (``truth_csv_path(out_mp4)``)."""
     if not scenes:
         raise ValueError("scenes is empty; expected at least one scene name")
+    if audio_codec not in AUDIO_BIT_RATES:
+        raise ValueError(f"audio_codec={audio_codec!r}; expected one of {sorted(AUDIO_BIT_RATES)}")
     groups = [scene_groups(s) for s in scenes]  # rejects unknown names before writing anything
     if seconds_per_scene <= 0:
         raise ValueError(f"seconds_per_scene={seconds_per_scene}; expected > 0")
@@ -77,13 +96,13 @@ def write_synthetic_stream(
     out_mp4.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(out_mp4), mode="w") as container:
         video = add_video_stream(container, width, height, fps)
-        audio = container.add_stream(AUDIO_CODEC, rate=SYNTH_SAMPLE_RATE_HZ, layout="stereo")
-        audio.bit_rate = AUDIO_BIT_RATE
+        audio = container.add_stream(audio_codec, rate=SYNTH_SAMPLE_RATE_HZ, layout="stereo")
+        if AUDIO_BIT_RATES[audio_codec] is not None:
+            audio.bit_rate = AUDIO_BIT_RATES[audio_codec]
         audio.time_base = Fraction(1, SYNTH_SAMPLE_RATE_HZ)
         audio_pts = 0
         for i, (audio_group, visual_group) in enumerate(groups):
-            location_rng = np.random.default_rng([seed, STREAM_SEED_TAG, i])
-            clip_rng = np.random.default_rng([seed, STREAM_SEED_TAG, i, 1])
+            location_rng, clip_rng = stream_location_rng(seed, i), stream_clip_rng(seed, i)
             n_frames = bounds[i + 1] - bounds[i]
             a_params = draw_audio_params(audio_group, location_rng)
             v_params = draw_visual_params(visual_group, location_rng)
@@ -110,7 +129,8 @@ def _encode_audio(
     wave: np.ndarray,
     pts: int,
 ) -> int:
-    """Encode (2, n) float32 in AAC-sized chunks; returns the next pts (in samples)."""
+    """Encode (2, n) float32 in AAC-sized chunks (the encoder converts them to its own sample
+    format: 16-bit for FLAC); returns the next pts (in samples)."""
     for start in range(0, wave.shape[1], AUDIO_CHUNK):
         chunk = np.ascontiguousarray(wave[:, start : start + AUDIO_CHUNK], dtype=np.float32)
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
