@@ -140,7 +140,7 @@ SelectOpt = Annotated[str, typer.Option(
 MonoOpt = Annotated[float | None, typer.Option(
     "--mono-share", min=0.0, max=1.0,
     help="share of training examples fed as mono (both channels L+R/2) in the audio, fusion and "
-    "finetune steps (default: the preset's: 0.5 for small and lite, 0 for paper and demo)")]
+    "finetune steps (default: the preset's: 0.5, the paper's 0)")]
 ProgressOpt = Annotated[bool, typer.Option(
     "--progress/--no-progress", help="each step's progress with an ETA on stderr: a bar on a "
     "terminal, a plain line every 10 s otherwise")]

@@ -14,8 +14,8 @@ CSV gives the exact boundary times.
 
 AAC at 128 kbps is what a camera or a phone would write; FLAC keeps the rendered audio to the
 16-bit step. A recording that scores a model wants FLAC: the AAC coder changes how alike the two
-channels are, a cue of the synthetic sound groups, and a demo bundle that labelled a FLAC recording
-100 % right labelled its AAC twin 79 % right (docs/training.md, "Lossy audio").
+channels are, a cue of the synthetic sound groups, and the demo bundle that labelled a FLAC
+recording 100 % right labelled its AAC twin 52 % right (docs/training.md, "Lossy audio").
 """
 
 from __future__ import annotations

@@ -81,11 +81,12 @@ PAPER_RECIPE: dict[Step, StepOptions] = {
 }
 
 MONO_SHARE = 0.5
-"""Share of mono examples in the audio steps of every recipe but the paper's. Most webcams have
-one microphone: a model trained on stereo alone leans on inter-channel cues a down-mix removes
-(fed mono, 0.600 final accuracy against 1.000 fed stereo on the synthetic set, seed 11), one
-trained on half mono examples keeps them both (1.000 / 0.995; docs/training.md). The paper's
-recipe stays the seed's: TAU is stereo and its figures must stay exact."""
+"""Share of mono examples in the steps that carry audio (MONO_STEPS), in every recipe but the
+paper's. Most webcams have one microphone: a model trained on stereo alone leans on inter-channel
+cues a down-mix removes (small preset fed mono: 0.600 final accuracy against 1.000 fed stereo on
+the synthetic set, seed 11; demo preset 0.200 against 0.950), one trained on half mono examples
+keeps them both (small 1.000 / 1.000, demo 0.985 / 0.980, lite 0.915 / 0.920; docs/training.md).
+The paper's recipe stays the seed's: TAU is stereo and its figures must stay exact."""
 
 SMALL_RECIPE: dict[Step, StepOptions] = {
     "audio": PAPER_RECIPE["audio"].replace(max_epochs=25, early_stop_patience=10,
