@@ -191,12 +191,17 @@ def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator)
     return lx * x + (1 - lx) * x[perm], lam[:, None] * y + (1 - lam[:, None]) * y[perm]
 
 
+def _mono_picks(n: int, share: float, gen: torch.Generator) -> torch.Tensor | None:
+    """Which of ``n`` examples are fed as mono, each with probability ``share``; None at 0."""
+    if share <= 0:
+        return None
+    return torch.rand(n, generator=gen) < share
+
+
 def _some_mono(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
     """Each example of the batch, with probability ``share``, as mono (both channels the mid)."""
-    if share <= 0:
-        return x
-    pick = torch.rand(x.shape[0], generator=gen) < share
-    return torch.where(pick[:, None, None], to_mid(x), x)
+    pick = _mono_picks(x.shape[0], share, gen)
+    return x if pick is None else torch.where(pick[:, None, None], to_mid(x), x)
 
 
 def _epoch_rows(ctx: StepContext, opt: StepOptions, epoch: int) -> np.ndarray:
@@ -326,8 +331,7 @@ def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
     def batches(epoch: int) -> Iterator[Batch]:
         rows = _epoch_rows(ctx, opt, epoch)
         for b in batched(rows, opt.batch_size):
-            mono = torch.rand(len(b), generator=gen) < opt.mono_share
-            probs, steps = out["train"].audio(b, mono)
+            probs, steps = out["train"].audio(b, _mono_picks(len(b), opt.mono_share, gen))
             yield (out["train"].frames(b).to(dev), steps.to(dev), probs.to(dev),
                    one_hot(ctx.train.labels(b), n).to(dev))
 
