@@ -105,5 +105,7 @@ def test_record_two_takes_train_lite_export_and_label_an_unseen_take(
     hops = [json.loads(line) for line in lines.splitlines()]
     assert set(hops[0]["probs"]) == set(CONTENT)
     score = score_timeline([h["t"] for h in hops], [h["label"] for h in hops], truth)
+    print(f"unseen takes: {score.correct} of {score.judged} judged windows right "
+          f"({score.correct / max(score.judged, 1):.1%})")
     assert score.judged > 0.5 * len(hops)
     assert score.correct / score.judged >= MIN_RIGHT, (score, [h["label"] for h in hops])

@@ -13,6 +13,7 @@ from typing import Literal
 
 Step = Literal["audio", "visual", "fusion", "finetune"]
 SelectBy = Literal["accuracy", "loss"]
+LateStart = Literal["random", "better_branch"]
 STEPS: tuple[Step, ...] = ("audio", "visual", "fusion", "finetune")
 MONO_STEPS: tuple[Step, ...] = ("audio", "fusion", "finetune")
 """Steps whose examples carry audio, where ``mono_share`` applies: audio and finetune train the
@@ -44,6 +45,14 @@ class StepOptions:
     """Share of training examples fed as mono (both channels the mid signal), in the steps
     whose examples carry audio (``MONO_STEPS``); 0 is the seed's recipe, the other presets use
     ``MONO_SHARE``."""
+    late_start: LateStart = "random"
+    """Fusion step: where the late-fusion dense starts. ``random`` is the seed's initialisation;
+    ``better_branch`` starts it as the branch (audio or visual) more accurate on validation,
+    passed through, so that a phase which never returns weights less accurate than its start
+    cannot leave the fused output below that branch. Trained on a few takes, a branch that
+    learned the training takes by heart (typically audio, which memorises each take's sound)
+    is perfect on them; from a random start the dense learns to trust it and the fused output
+    ends below the other branch on unseen takes."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.unfrozen_lr <= 0:
@@ -62,6 +71,8 @@ class StepOptions:
             raise ValueError(f"frame_jitter={self.frame_jitter}; expected in [0, 1)")
         if not 0 <= self.mono_share <= 1:
             raise ValueError(f"mono_share={self.mono_share}; expected in [0, 1]")
+        if self.late_start not in ("random", "better_branch"):
+            raise ValueError(f"late_start={self.late_start!r}; expected 'random' or 'better_branch'")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor={self.plateau_factor}; expected in (0, 1)")
 
@@ -125,7 +136,8 @@ crops per take and epoch, or an epoch is a single batch."""
 
 LITE_RECIPE: dict[Step, StepOptions] = {
     "audio": SMALL_RECIPE["audio"].replace(crops_per_clip=LITE_CROPS_PER_TAKE),
-    "fusion": SMALL_RECIPE["fusion"].replace(crops_per_clip=LITE_CROPS_PER_TAKE),
+    "fusion": SMALL_RECIPE["fusion"].replace(crops_per_clip=LITE_CROPS_PER_TAKE,
+                                             late_start="better_branch"),
     # Pretrained ImageNet features, kept frozen: the frames are encoded once and the BiGRU head
     # trains on the cached features in seconds; no unfrozen phase (an EfficientNet step on
     # 2 cores would take longer than the rest of the recipe).

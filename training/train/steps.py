@@ -323,6 +323,8 @@ def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
     if opt.mono_share > 0:  # the heads must also meet the audio features of a down-mix
         out["train"].mono_probs, out["train"].mono_steps = audio_all_starts(
             model, ctx.train, dev, ctx.progress, "fusion: audio outputs (train, mono)", mono=True)
+    if opt.late_start == "better_branch":
+        _start_late_fusion(model, ctx.val, out["validation"], n, dev)
     fusion = nn.ModuleList([model.early, model.late])
     set_trainable(fusion, True)
     net = ctx.runtime.wrap(_FusionLoss(model))
@@ -344,6 +346,22 @@ def fusion_step(model: AVSceneNet, ctx: StepContext, opt: StepOptions) -> list[F
         loss=lambda b: net(*b), validate=lambda: _validate(ctx.val, predict, n, 256),
         options=opt, lr=opt.lr, max_epochs=opt.max_epochs, frozen=[model.audio, model.visual])
     return [_phase(ctx, spec, opt)]
+
+
+@torch.no_grad()
+def _start_late_fusion(model: AVSceneNet, val: CropIndex, frozen: FrozenOutputs,
+                       n_classes: int, device: torch.device) -> None:
+    """Late fusion starts as the frozen branch more accurate on validation (``late_start``)."""
+    model.eval()
+    scores = {
+        "audio": _validate(val, lambda r: frozen.audio(r)[0], n_classes, 256),
+        "visual": _validate(val, lambda r: model.visual.head(frozen.frames(r).to(device)),
+                            n_classes, 256),
+    }
+    branch = max(scores, key=lambda b: (scores[b].accuracy, -scores[b].loss))
+    model.late.pass_through(branch)
+    log.info("fusion step: late fusion starts as the %s branch (validation accuracy: audio "
+             "%.3f, visual %.3f)", branch, scores["audio"].accuracy, scores["visual"].accuracy)
 
 
 class _FinetuneLoss(nn.Module):
